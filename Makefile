@@ -1,0 +1,54 @@
+# llmlab — the two commands a learner needs: `make lab` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.llmlab-installed
+LAB_ARGS ?=
+export LLMLAB_HOME ?= $(HOME)/.cache/llmlab
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: lab test setup fetch exercises check-exercises bench doctor clean
+
+## setup: create .venv and install the pinned packages (again only when constraints.txt or pyproject.toml change)
+setup: $(STAMP)
+
+$(STAMP): constraints.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: llmlab needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+## fetch: make sure the model is in $(LLMLAB_HOME) (verifies checksums; downloads only if needed)
+fetch: $(STAMP)
+	@HF_HUB_OFFLINE=0 $(PY) -m llmlab fetch
+
+## lab: set up, then open JupyterLab on the notebooks
+lab: fetch
+	$(PY) -m llmlab doctor || true
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" notebooks/00_setup_and_tour.ipynb $(LAB_ARGS)
+
+## test: set up, then run everything (unit tests, notebooks, exercise sync, check-can-fail tests)
+test: fetch
+	$(PY) -m llmlab build-exercises --check
+	LLMLAB_BLOCK_NETWORK=1 $(PY) -m pytest tests notebooks solutions --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=300 -p no:cacheprovider $(PYTEST_ARGS)
+
+## exercises: regenerate exercises/ from solutions/
+exercises: $(STAMP)
+	$(PY) -m llmlab build-exercises
+
+## bench: run the benchmarks and print their tables
+bench: fetch
+	$(PY) -m llmlab bench
+
+doctor: $(STAMP)
+	$(PY) -m llmlab doctor
+
+## clean: remove the virtual environment (the model cache in $(LLMLAB_HOME) is kept)
+clean:
+	rm -rf $(VENV)

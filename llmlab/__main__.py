@@ -1,0 +1,7 @@
+"""Entry point for `python -m llmlab`."""
+
+import sys
+
+from llmlab.cli import main
+
+sys.exit(main())

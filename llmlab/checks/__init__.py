@@ -1,0 +1,112 @@
+"""Learner-callable exercise checks (one module per chapter) and the helper they are written with.
+
+A check runs in well under a second on small inputs, explains a failure (which case, shape, dtype,
+NaN, expected vs got) and prints one pass line. Use it as:
+
+    with Check("Exercise 02.3 top_p_filter") as c:
+        got = c.call(fn, logits, 0.9, case="top_p=0.9")
+        c.close(got, expected, case="top_p=0.9")
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+class CheckFailed(AssertionError):
+    """An exercise check failed; the message says which case and why."""
+
+    def _render_traceback_(self) -> list[str]:
+        """Show only the message in Jupyter, not a traceback into llmlab."""
+        return [f"\x1b[31m✘ {self}\x1b[0m"]
+
+
+def _is_scalar_array(value: Any) -> bool:
+    """Whether value is a one-element tensor or numpy array/scalar."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    return isinstance(value, (np.ndarray, np.generic)) and value.size == 1
+
+
+class Check:
+    """Collects the cases of one exercise check; prints a pass line when all pass."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.cases: list[str] = []
+
+    def __enter__(self) -> "Check":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            print(f"✔ {self.title}: passed ({len(set(self.cases))} cases)")
+        return False
+
+    def fail(self, case: str, message: str) -> None:
+        """Raise CheckFailed for one case."""
+        raise CheckFailed(f"{self.title} — case {case}: {message}")
+
+    def call(self, fn: Callable, *args, case: str, **kwargs) -> Any:
+        """Call the learner's function, turning a stub or a crash into a clear failure."""
+        if not callable(fn):
+            self.fail(case, f"expected a function, got {type(fn).__name__}")
+        try:
+            return fn(*args, **kwargs)
+        except NotImplementedError:
+            self.fail(case, "not implemented yet: replace the `raise NotImplementedError(...)` line with your code")
+        except CheckFailed:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any learner error is reported as a failed case
+            self.fail(case, f"your function raised {type(exc).__name__}: {exc}")
+
+    def that(self, condition: bool, case: str, message: str) -> None:
+        """Fail with `message` unless condition holds."""
+        self.cases.append(case)
+        if not condition:
+            self.fail(case, message)
+
+    def equal(self, got: Any, expected: Any, case: str) -> None:
+        """Exact equality for ints, strings, lists and other plain values."""
+        self.cases.append(case)
+        if type(expected) in (int, float) and _is_scalar_array(got):
+            got = got.item()
+        if got != expected:
+            self.fail(case, f"expected {expected!r}, got {got!r}")
+
+    def close(self, got: Any, expected: Any, case: str, atol: float = 1e-5, rtol: float = 1e-4,
+              check_dtype: bool = False) -> None:
+        """Numeric closeness for scalars, numpy arrays and tensors, with shape/dtype/NaN diagnostics."""
+        self.cases.append(case)
+        if isinstance(expected, (int, float)):
+            if not isinstance(got, (int, float, np.number)) and not _is_scalar_array(got):
+                self.fail(case, f"expected a number, got {type(got).__name__}")
+            value = float(got.item() if hasattr(got, "item") else got)
+            if math.isnan(value):
+                self.fail(case, f"expected {expected!r}, got NaN")
+            if not math.isclose(value, expected, rel_tol=rtol, abs_tol=atol):
+                self.fail(case, f"expected {expected!r}, got {value!r} (difference {abs(value - expected):.3g})")
+            return
+        want_type = torch.Tensor if isinstance(expected, torch.Tensor) else np.ndarray
+        if not isinstance(got, want_type):
+            self.fail(case, f"expected a {want_type.__module__}.{want_type.__name__}, got {type(got).__name__}")
+        if tuple(got.shape) != tuple(expected.shape):
+            self.fail(case, f"shape: expected {tuple(expected.shape)}, got {tuple(got.shape)}")
+        if check_dtype and got.dtype != expected.dtype:
+            self.fail(case, f"dtype: expected {expected.dtype}, got {got.dtype}")
+        g = np.asarray(got.detach().cpu().double() if isinstance(got, torch.Tensor) else got, dtype=np.float64)
+        e = np.asarray(expected.detach().cpu().double() if isinstance(expected, torch.Tensor) else expected,
+                       dtype=np.float64)
+        if np.isnan(g).any() and not np.isnan(e).any():
+            idx = tuple(int(i) for i in np.argwhere(np.isnan(g))[0])
+            self.fail(case, f"got NaN at index {idx}")
+        ok = np.isclose(g, e, atol=atol, rtol=rtol, equal_nan=True)
+        if not ok.all():
+            idx = tuple(int(i) for i in np.argwhere(~ok)[0])
+            diff = np.where(ok, 0.0, np.abs(np.nan_to_num(g - e, nan=np.inf, posinf=np.inf, neginf=np.inf)))
+            self.fail(case, f"{int((~ok).sum())} of {ok.size} values differ; first at index {idx}: "
+                            f"expected {e[idx]:.6g}, got {g[idx]:.6g} (max abs difference {diff.max():.3g})")

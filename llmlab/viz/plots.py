@@ -1,0 +1,23 @@
+"""Matplotlib plots shared by the notebooks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+
+
+def bar_top_tokens(pairs: Sequence[tuple[str, float]], title: str = "Next-token probabilities"):
+    """Horizontal bar chart of (token, probability) pairs, most likely on top; returns the Figure."""
+    if not pairs:
+        raise ValueError("pairs must contain at least one (token, probability) pair, got []")
+    labels = [repr(tok) for tok, _ in pairs][::-1]
+    values = [p for _, p in pairs][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(pairs) + 1))
+    bars = ax.barh(labels, values, color="tab:blue")
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3, fontsize=8)
+    ax.set_xlabel("probability")
+    ax.set_xlim(0, min(1.0, max(values) * 1.25 + 0.02))
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
