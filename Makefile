@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.llmlab-installed
 LAB_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 export LLMLAB_HOME ?= $(HOME)/.cache/llmlab
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -30,7 +31,7 @@ fetch: $(STAMP)
 ## lab: set up, then open JupyterLab on the notebooks
 lab: fetch
 	$(PY) -m llmlab doctor || true
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" notebooks/00_setup_and_tour.ipynb $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) notebooks/00_setup_and_tour.ipynb $(LAB_ARGS)
 
 ## test: set up, then run everything (unit tests, notebooks, exercise sync, check-can-fail tests)
 test: fetch
