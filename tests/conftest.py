@@ -1,18 +1,10 @@
-"""Shared fixtures: offline guard, the tiny model, and the real model from the cache."""
+"""Shared fixtures: the tiny model and the real model from the cache (the offline guard is in ../conftest.py)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from llmlab import models  # noqa: E402
-from llmlab.netguard import block_network  # noqa: E402
-
-block_network()
+from llmlab import models
 
 
 @pytest.fixture(scope="session")
