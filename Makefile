@@ -21,7 +21,8 @@ $(STAMP): constraints.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: llmlab needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]" 2>&1 | grep -v "neither a file nor a directory"; \
+		exit $${PIPESTATUS[0]}
 	@touch $(STAMP)
 
 ## fetch: make sure the model is in $(LLMLAB_HOME) (verifies checksums; downloads only if needed)
