@@ -1,0 +1,466 @@
+"""Logits processors (temperature, top-k, top-p, min-p, repetition penalty) and decoding loops over a causal LM."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Iterator, Sequence
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+# ---------------------------------------------------------------- argument checks
+
+def _check_logits(logits: torch.Tensor) -> None:
+    """Reject anything that is not a floating tensor with a vocabulary axis last."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor of shape (..., vocab), got {type(logits).__name__}")
+    if logits.dim() < 1 or logits.shape[-1] < 1 or not logits.is_floating_point():
+        raise ValueError(f"logits must be a floating tensor of shape (..., vocab), got shape "
+                         f"{tuple(logits.shape)} and dtype {logits.dtype}")
+
+
+def _number(name: str, value) -> float:
+    """A real number (not a bool), else TypeError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_temperature(temperature: float) -> float:
+    """Validate a temperature: a number >= 0 (0 means greedy)."""
+    value = _number("temperature", temperature)
+    if not value >= 0 or math.isinf(value):
+        raise ValueError(f"temperature must be in [0, inf) (0 means greedy), got {temperature!r}")
+    return value
+
+
+def check_top_k(top_k: int) -> int:
+    """Validate top_k: an int >= 0 (0 means no top-k filtering)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise ValueError(f"top_k must be an int in [0, inf) (0 means off), got {type(top_k).__name__} {top_k!r}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be an int in [0, inf) (0 means off), got {top_k!r}")
+    return top_k
+
+
+def check_top_p(top_p: float) -> float:
+    """Validate top_p: a number in (0, 1] (1 means no nucleus filtering)."""
+    value = _number("top_p", top_p)
+    if not 0 < value <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    return value
+
+
+def check_min_p(min_p: float) -> float:
+    """Validate min_p: a number in [0, 1] (0 means no min-p filtering)."""
+    value = _number("min_p", min_p)
+    if not 0 <= value <= 1:
+        raise ValueError(f"min_p must be in [0, 1], got {min_p!r}")
+    return value
+
+
+def check_penalty(penalty: float) -> float:
+    """Validate a repetition penalty: a number > 0 (1 means no penalty)."""
+    value = _number("penalty", penalty)
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"penalty must be in (0, inf) (1 means off), got {penalty!r}")
+    return value
+
+
+def _positive_int(name: str, value: int) -> int:
+    """An int >= 1, else ValueError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int in [1, inf), got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------- logits processors (pure, batched)
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Logits divided by the temperature; temperature 0 keeps only the argmax (greedy)."""
+    _check_logits(logits)
+    t = check_temperature(temperature)
+    if t == 0:
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.argmax(-1, keepdim=True), True)
+        return logits.masked_fill(~keep, NEG_INF)
+    return logits / t
+
+
+def softmax_with_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Probabilities softmax(logits / T) along the last axis; T=0 puts all mass on the argmax."""
+    return torch.softmax(apply_temperature(logits, temperature), dim=-1)
+
+
+def top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Logits with everything below the k-th largest set to -inf (ties kept); top_k=0 keeps all."""
+    _check_logits(logits)
+    k = check_top_k(top_k)
+    if k == 0 or k >= logits.shape[-1]:
+        return logits.clone()
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, NEG_INF)
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Logits outside the nucleus (smallest most-likely set with probability >= top_p) set to -inf."""
+    _check_logits(logits)
+    p = check_top_p(top_p)
+    if p == 1:
+        return logits.clone()
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs
+    drop_sorted = mass_before >= p
+    drop_sorted[..., 0] = False
+    drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+    return logits.masked_fill(drop, NEG_INF)
+
+
+def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Logits of tokens less likely than min_p times the top token's probability set to -inf."""
+    _check_logits(logits)
+    m = check_min_p(min_p)
+    if m == 0:
+        return logits.clone()
+    probs = logits.softmax(dim=-1)
+    drop = probs < m * probs.amax(dim=-1, keepdim=True)
+    drop.scatter_(-1, probs.argmax(dim=-1, keepdim=True), False)
+    return logits.masked_fill(drop, NEG_INF)
+
+
+def repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Logits of tokens already in input_ids made less likely: positive ones divided, negative ones multiplied."""
+    _check_logits(logits)
+    value = check_penalty(penalty)
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32) \
+            or input_ids.dim() != logits.dim() or input_ids.shape[:-1] != logits.shape[:-1]:
+        raise ValueError(f"input_ids must be an integer tensor with the same leading shape as logits "
+                         f"{tuple(logits.shape[:-1])}, got {getattr(input_ids, 'shape', type(input_ids).__name__)}")
+    ids = input_ids.long()
+    seen = logits.gather(-1, ids)
+    seen = torch.where(seen < 0, seen * value, seen / value)
+    return logits.scatter(-1, ids, seen)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """One decoding configuration: temperature (0 = greedy), top-k, top-p, min-p and repetition penalty."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+
+    def __post_init__(self):
+        check_temperature(self.temperature)
+        check_top_k(self.top_k)
+        check_top_p(self.top_p)
+        check_min_p(self.min_p)
+        check_penalty(self.repetition_penalty)
+
+    @property
+    def greedy(self) -> bool:
+        """Whether this configuration always picks the most likely token."""
+        return self.temperature == 0
+
+
+def process_logits(logits: torch.Tensor, settings: SamplingSettings,
+                   input_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply repetition penalty, temperature, top-k, top-p and min-p in that order (transformers' order)."""
+    if not isinstance(settings, SamplingSettings):
+        raise TypeError(f"settings must be a SamplingSettings, got {type(settings).__name__}")
+    out = logits
+    if settings.repetition_penalty != 1:
+        if input_ids is None:
+            raise ValueError("input_ids must be given when repetition_penalty != 1, got None")
+        out = repetition_penalty(out, input_ids, settings.repetition_penalty)
+    out = apply_temperature(out, settings.temperature)
+    out = top_k_filter(out, settings.top_k)
+    out = top_p_filter(out, settings.top_p)
+    return min_p_filter(out, settings.min_p)
+
+
+def sampling_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                          min_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """For 1-d logits: the final sampling probabilities and the boolean mask of kept tokens."""
+    _check_logits(logits)
+    if logits.dim() != 1:
+        raise ValueError(f"logits must be 1-d (vocab,), got shape {tuple(logits.shape)}")
+    processed = process_logits(logits.float(), SamplingSettings(temperature, top_k, top_p, min_p))
+    kept = torch.isfinite(processed)
+    return torch.softmax(processed, dim=-1), kept
+
+
+# ---------------------------------------------------------------- decoding loops
+
+@dataclass
+class Generation:
+    """New tokens of one generated sequence and the model's logprob of each (unprocessed, T=1)."""
+
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+
+    @property
+    def mean_logprob(self) -> float:
+        """Average logprob per generated token (-inf for an empty generation)."""
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else NEG_INF
+
+
+@dataclass(frozen=True)
+class Beam:
+    """A finished beam: its new tokens, the summed logprob and the length-normalized score."""
+
+    token_ids: list[int]
+    logprob: float
+    score: float
+
+
+def _check_ids(input_ids: torch.Tensor) -> None:
+    """Prompt ids must be a (1, seq) integer tensor."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[0] != 1 \
+            or input_ids.shape[1] < 1 or input_ids.is_floating_point():
+        raise ValueError(f"input_ids must be an integer tensor of shape (1, seq) with seq >= 1, got "
+                         f"{getattr(input_ids, 'shape', type(input_ids).__name__)}")
+
+
+def _eos_ids(model, eos_token_id: int | Sequence[int] | None) -> set[int]:
+    """End-of-sequence ids: the argument, else the model's generation config."""
+    if eos_token_id is None:
+        eos_token_id = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if eos_token_id is None:
+        return set()
+    return {int(eos_token_id)} if isinstance(eos_token_id, int) else {int(i) for i in eos_token_id}
+
+
+def _forward(model, ids: torch.Tensor, past):
+    """One forward pass with the KV cache; returns float32 last-position logits and the cache."""
+    out = model(input_ids=ids, past_key_values=past, use_cache=True)
+    return out.logits[:, -1, :].float(), out.past_key_values
+
+
+MaskFn = Callable[[int, list[int]], torch.Tensor]
+
+
+@torch.inference_mode()
+def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: SamplingSettings = SamplingSettings(),
+           num_samples: int = 1, seed: int = 0, eos_token_id: int | Sequence[int] | None = None,
+           mask: MaskFn | None = None) -> list[Generation]:
+    """Generate num_samples sequences in one batch (greedy when settings.temperature == 0), with a KV cache.
+
+    mask(row, new_token_ids) -> bool (vocab,) restricts each step's logits before processing (structured output).
+    """
+    _check_ids(input_ids)
+    _positive_int("max_new_tokens", max_new_tokens)
+    _positive_int("num_samples", num_samples)
+    if not isinstance(settings, SamplingSettings):
+        raise TypeError(f"settings must be a SamplingSettings, got {type(settings).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    eos = _eos_ids(model, eos_token_id)
+    pad = min(eos) if eos else 0
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    ids = input_ids.to(model.device).repeat(num_samples, 1)
+    results = [Generation() for _ in range(num_samples)]
+    done = [False] * num_samples
+    logits, past = _forward(model, ids, None)
+    for _ in range(max_new_tokens):
+        logprobs = torch.log_softmax(logits, dim=-1).cpu()
+        if mask is not None:
+            allowed = torch.stack([mask(row, results[row].token_ids) if not done[row]
+                                   else torch.ones(logits.shape[-1], dtype=torch.bool) for row in range(num_samples)])
+            logits = logits.masked_fill(~allowed.to(logits.device), NEG_INF)
+        processed = process_logits(logits, settings, ids).cpu()
+        picks = []
+        for row in range(num_samples):
+            if done[row]:
+                picks.append(pad)
+                continue
+            if settings.greedy:
+                token = int(processed[row].argmax())
+            else:
+                token = int(torch.multinomial(processed[row].softmax(-1), 1, generator=gen))
+            results[row].token_ids.append(token)
+            results[row].logprobs.append(float(logprobs[row, token]))
+            done[row] = token in eos
+            picks.append(token)
+        if all(done):
+            break
+        step = torch.tensor(picks, device=ids.device).unsqueeze(1)
+        ids = torch.cat([ids, step], dim=1)
+        logits, past = _forward(model, step, past)
+    return results
+
+
+def greedy(model, input_ids: torch.Tensor, max_new_tokens: int,
+           eos_token_id: int | Sequence[int] | None = None) -> Generation:
+    """Greedy decoding: always the most likely next token."""
+    return decode(model, input_ids, max_new_tokens, SamplingSettings(temperature=0), eos_token_id=eos_token_id)[0]
+
+
+def sample(model, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0, num_samples: int = 1,
+           seed: int = 0, eos_token_id: int | Sequence[int] | None = None) -> list[Generation]:
+    """Seeded sampling of num_samples sequences from the processed next-token distribution."""
+    settings = SamplingSettings(temperature, top_k, top_p, min_p, repetition_penalty)
+    return decode(model, input_ids, max_new_tokens, settings, num_samples, seed, eos_token_id)
+
+
+@dataclass(frozen=True)
+class StreamedToken:
+    """One token as it is generated: its id, its text and its logprob."""
+
+    token_id: int
+    text: str
+    logprob: float
+
+
+@torch.inference_mode()
+def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
+           settings: SamplingSettings = SamplingSettings(temperature=0), seed: int = 0,
+           eos_token_id: int | Sequence[int] | None = None) -> Iterator[StreamedToken]:
+    """Yield tokens one at a time as they are generated (text is the newly decodable part)."""
+    _check_ids(input_ids)
+    _positive_int("max_new_tokens", max_new_tokens)
+    eos = _eos_ids(model, eos_token_id)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    ids = input_ids.to(model.device)
+    new: list[int] = []
+    shown = ""
+    logits, past = _forward(model, ids, None)
+    for _ in range(max_new_tokens):
+        processed = process_logits(logits, settings, ids).cpu()[0]
+        token = int(processed.argmax()) if settings.greedy \
+            else int(torch.multinomial(processed.softmax(-1), 1, generator=gen))
+        logprob = float(torch.log_softmax(logits[0], dim=-1)[token])
+        new.append(token)
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        piece, shown = (text[len(shown):], text) if not text.endswith("\ufffd") else ("", shown)
+        yield StreamedToken(token, piece, logprob)
+        if token in eos:
+            return
+        step = torch.tensor([[token]], device=ids.device)
+        ids = torch.cat([ids, step], dim=1)
+        logits, past = _forward(model, step, past)
+
+
+@torch.inference_mode()
+def beam_search(model, input_ids: torch.Tensor, num_beams: int, max_new_tokens: int, length_penalty: float = 1.0,
+                eos_token_id: int | Sequence[int] | None = None) -> list[Beam]:
+    """Beam search with length normalization (score = logprob / length**length_penalty), best beam first.
+
+    Follows transformers' rules: keep 2*num_beams candidates per step, finish a beam when it emits EOS or reaches
+    max_new_tokens, and stop once no running beam can beat the worst of num_beams finished ones.
+    """
+    _check_ids(input_ids)
+    _positive_int("num_beams", num_beams)
+    _positive_int("max_new_tokens", max_new_tokens)
+    lp = _number("length_penalty", length_penalty)
+    eos = _eos_ids(model, eos_token_id)
+    seqs = input_ids.to(model.device).repeat(num_beams, 1)
+    running = torch.full((num_beams,), -1e9)
+    running[0] = 0.0
+    tokens: list[list[int]] = [[] for _ in range(num_beams)]
+    finished: list[Beam] = []
+    logits, past = _forward(model, seqs, None)
+    for step in range(1, max_new_tokens + 1):
+        vocab = logits.shape[-1]
+        total = (torch.log_softmax(logits, dim=-1).cpu() + running[:, None]).flatten()
+        top_scores, top_index = total.topk(2 * num_beams)
+        next_running, next_tokens, parents = [], [], []
+        for rank, (score, index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
+            parent, token = divmod(index, vocab)
+            candidate = tokens[parent] + [token]
+            if token in eos or step == max_new_tokens:
+                if rank < num_beams:
+                    finished.append(Beam(candidate, score, score / step ** lp))
+            elif len(next_running) < num_beams:
+                next_running.append(score)
+                next_tokens.append(candidate)
+                parents.append(parent)
+        finished = sorted(finished, key=lambda b: -b.score)[:num_beams]
+        if len(next_running) < num_beams:
+            break
+        full = len(finished) == num_beams
+        if full and next_running[0] / step ** lp <= finished[-1].score:
+            break
+        running = torch.tensor(next_running)
+        tokens = next_tokens
+        beam_index = torch.tensor(parents, device=seqs.device)
+        past.reorder_cache(beam_index)
+        step_ids = torch.tensor([t[-1] for t in tokens], device=seqs.device).unsqueeze(1)
+        seqs = torch.cat([seqs[beam_index], step_ids], dim=1)
+        logits, past = _forward(model, step_ids, past)
+    return finished
+
+
+# ---------------------------------------------------------------- best-of-N and self-consistency
+
+def select_best(logprobs: Sequence[Sequence[float]]) -> int:
+    """Index of the candidate with the highest mean logprob per token (first one on ties)."""
+    if not logprobs:
+        raise ValueError("logprobs must hold at least one candidate's per-token logprobs, got []")
+    means = []
+    for i, lps in enumerate(logprobs):
+        values = [float(v) for v in lps]
+        if not values:
+            raise ValueError(f"logprobs[{i}] must hold at least one token's logprob, got []")
+        means.append(sum(values) / len(values))
+    return max(range(len(means)), key=lambda i: (means[i], -i))
+
+
+def best_of_n(model, input_ids: torch.Tensor, n: int, max_new_tokens: int,
+              settings: SamplingSettings = SamplingSettings(), seed: int = 0,
+              eos_token_id: int | Sequence[int] | None = None) -> list[Generation]:
+    """Sample n candidates and return them ranked by mean logprob, best first."""
+    _positive_int("n", n)
+    candidates = decode(model, input_ids, max_new_tokens, settings, n, seed, eos_token_id)
+    return sorted(candidates, key=lambda g: -g.mean_logprob)
+
+
+def majority_vote(answers: Sequence[Hashable | None]) -> tuple[Hashable | None, int]:
+    """The most frequent non-None answer and its count (the earliest on ties); (None, 0) if none."""
+    if isinstance(answers, (str, bytes)):
+        raise TypeError(f"answers must be a sequence of answers, got {type(answers).__name__}")
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None, 0
+    best = max(counts.values())
+    winner = next(a for a in answers if a is not None and counts[a] == best)
+    return winner, best
+
+
+@dataclass(frozen=True)
+class Vote:
+    """Self-consistency result: the voted answer, its votes and every sampled answer."""
+
+    answer: Hashable | None
+    votes: int
+    answers: list
+
+
+def self_consistency(model, tokenizer, input_ids: torch.Tensor, n: int, extract: Callable[[str], Hashable | None],
+                     max_new_tokens: int = 16, settings: SamplingSettings = SamplingSettings(temperature=0.7),
+                     seed: int = 0) -> Vote:
+    """Sample n answers, extract each one's final answer and return the majority vote."""
+    _positive_int("n", n)
+    if not callable(extract):
+        raise TypeError(f"extract must be a function str -> answer, got {type(extract).__name__}")
+    gens = decode(model, input_ids, max_new_tokens, settings, n, seed)
+    answers = [extract(tokenizer.decode(g.token_ids, skip_special_tokens=True)) for g in gens]
+    answer, votes = majority_vote(answers)
+    return Vote(answer, votes, answers)
+
+
+def distinct_n(token_ids: Sequence[int], n: int = 2) -> float:
+    """Share of distinct n-grams among all n-grams of a sequence (1.0 = no repetition)."""
+    _positive_int("n", n)
+    ids = list(token_ids)
+    grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+    if not grams:
+        raise ValueError(f"token_ids must hold at least n={n} tokens, got {len(ids)}")
+    return len(set(grams)) / len(grams)
