@@ -1,0 +1,101 @@
+"""Check-can-fail tests for chapter 04's exercise checks."""
+
+import pytest
+import torch
+from checks_harness import CheckCase, make_tests
+
+from llmlab import quantization as Q
+from llmlab.checks import CheckFailed, ch04
+
+
+def absmax_truncating(x, bits):
+    scale = x.abs().max() / (2 ** (bits - 1) - 1)
+    return (x / scale).to(torch.int8), scale  # .to(int8) truncates toward zero instead of rounding
+
+
+def absmax_signed_max(x, bits):
+    scale = x.max() / (2 ** (bits - 1) - 1)  # forgets abs(): the negative side overflows
+    return torch.round(x / scale).clamp(-127, 127).to(torch.int8), scale
+
+
+def absmax_qmax_power_of_two(x, bits):
+    scale = x.abs().max() / 2 ** (bits - 1)  # 128 levels instead of 127
+    return torch.round(x / scale).clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1).to(torch.int8), scale
+
+
+def dequantize_divides(q, scale):
+    return q.float() / scale
+
+
+def zeropoint_256_levels(x, bits):
+    lo, hi = min(x.min(), 0), max(x.max(), 0)
+    scale = (hi - lo) / 2 ** bits  # off by one: 2**bits levels span 2**bits - 1 steps
+    zp = torch.round(-lo / scale)
+    return (torch.round(x / scale) + zp).clamp(0, 2 ** bits - 1).to(torch.uint8), scale, zp
+
+
+def zeropoint_without_zero_in_range(x, bits):
+    lo, hi = x.min(), x.max()  # all-positive data: 0 is no longer exactly representable
+    scale = (hi - lo) / (2 ** bits - 1)
+    zp = torch.round(-lo / scale)
+    return (torch.round(x / scale) + zp).clamp(0, 2 ** bits - 1).to(torch.uint8), scale, zp
+
+
+def zeropoint_unrounded_zero_point(x, bits):
+    lo, hi = min(x.min(), 0), max(x.max(), 0)
+    scale = (hi - lo) / (2 ** bits - 1)
+    zp = -lo / scale
+    return torch.round(x / scale + zp).clamp(0, 2 ** bits - 1).to(torch.uint8), scale, zp
+
+
+def groupwise_one_scale_per_row(x, group_size, bits):
+    q, scale = Q.absmax_quantize(x, bits, "channel")
+    return q, scale.expand(x.shape[0], x.shape[1] // group_size)
+
+
+def groupwise_strided_groups(x, group_size, bits):
+    n = x.shape[1] // group_size
+    g = x.reshape(x.shape[0], group_size, n).transpose(1, 2)  # groups of every n-th value, not consecutive ones
+    scale = g.abs().amax(-1) / (2 ** (bits - 1) - 1)
+    q = torch.round(g / scale[..., None]).transpose(1, 2).reshape(x.shape).to(torch.int8)
+    return q, scale
+
+
+def nf4_uniform_grid(x):
+    return torch.round((x + 1) * 7.5).long()  # 16 evenly spaced levels, not the normal quantiles
+
+
+def nf4_signed_distance(x):
+    return (x[..., None] - Q.NF4_CODEBOOK).argmin(-1)  # forgets abs(): always picks the top level
+
+
+def memory_gib(n_params, bits, group_size=None, scale_bits=16):
+    return n_params * (bits + (scale_bits / group_size if group_size else 0)) / 8 / 1024 ** 3
+
+
+def memory_bits_not_bytes(n_params, bits, group_size=None, scale_bits=16):
+    return n_params * (bits + (scale_bits / group_size if group_size else 0)) / 1e9
+
+
+def memory_without_scales(n_params, bits, group_size=None, scale_bits=16):
+    return n_params * bits / 8 / 1e9
+
+
+CASES = [
+    CheckCase(ch04.check_absmax, Q.absmax_quantize,
+              [absmax_truncating, absmax_signed_max, absmax_qmax_power_of_two], args=(Q.dequantize,)),
+    CheckCase(ch04.check_zeropoint, Q.zeropoint_quantize,
+              [zeropoint_256_levels, zeropoint_without_zero_in_range, zeropoint_unrounded_zero_point]),
+    CheckCase(ch04.check_groupwise, lambda x, g, bits: Q.absmax_quantize(x, bits, "group", g),
+              [groupwise_one_scale_per_row, groupwise_strided_groups]),
+    CheckCase(ch04.check_nf4_nearest, Q.nf4_nearest, [nf4_uniform_grid, nf4_signed_distance]),
+    CheckCase(ch04.check_model_memory_gb, Q.model_memory_gb,
+              [memory_gib, memory_bits_not_bytes, memory_without_scales]),
+]
+
+test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
+
+
+def test_absmax_check_catches_a_wrong_dequantize():
+    with pytest.raises(CheckFailed, match="dequantized"):
+        ch04.check_absmax(Q.absmax_quantize, dequantize_divides)
