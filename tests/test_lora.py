@@ -412,3 +412,19 @@ def test_nf4_config():
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
     with pytest.raises(TypeError, match="compute_dtype must be a floating torch.dtype"):
         lora.nf4_config(torch.int8)
+
+
+def test_qlora_path_on_the_tiny_model_runs_on_cpu(tmp_path, tiny):
+    from peft import LoraConfig
+
+    tiny[0].save_pretrained(tmp_path)
+    tiny[1].save_pretrained(tmp_path)
+    base, _ = lora.load_nf4_base(tmp_path, device="cpu")
+    assert type(base.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
+    assert base.get_memory_footprint() < tiny[0].get_memory_footprint() / 2
+    model = lora.qlora_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    ids = IDS[:1]
+    model(ids, labels=ids).loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
