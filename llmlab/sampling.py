@@ -243,16 +243,17 @@ def _forward(model, ids: torch.Tensor, past):
     return out.logits[:, -1, :].float(), out.past_key_values
 
 
-MaskFn = Callable[[int, list[int]], torch.Tensor]
+ChooseFn = Callable[[list[int], torch.Tensor, torch.Tensor, torch.Generator], int]
 
 
 @torch.inference_mode()
 def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: SamplingSettings = SamplingSettings(),
            num_samples: int = 1, seed: int = 0, eos_token_id: int | Sequence[int] | None = None,
-           mask: MaskFn | None = None) -> list[Generation]:
+           choose: ChooseFn | None = None) -> list[Generation]:
     """Generate num_samples sequences in one batch (greedy when settings.temperature == 0), with a KV cache.
 
-    mask(row, new_token_ids) -> bool (vocab,) restricts each step's logits before processing (structured output).
+    choose(new_token_ids, raw_logits, processed_logits, generator) -> token id replaces the default pick
+    (argmax or a draw from the processed distribution); structured output uses it.
     """
     _check_ids(input_ids)
     _positive_int("max_new_tokens", max_new_tokens)
@@ -270,17 +271,15 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
     logits, past = _forward(model, ids, None)
     for _ in range(max_new_tokens):
         logprobs = torch.log_softmax(logits, dim=-1).cpu()
-        if mask is not None:
-            allowed = torch.stack([mask(row, results[row].token_ids) if not done[row]
-                                   else torch.ones(logits.shape[-1], dtype=torch.bool) for row in range(num_samples)])
-            logits = logits.masked_fill(~allowed.to(logits.device), NEG_INF)
         processed = process_logits(logits, settings, ids).cpu()
         picks = []
         for row in range(num_samples):
             if done[row]:
                 picks.append(pad)
                 continue
-            if settings.greedy:
+            if choose is not None:
+                token = choose(results[row].token_ids, logits[row].cpu(), processed[row], gen)
+            elif settings.greedy:
                 token = int(processed[row].argmax())
             else:
                 token = int(torch.multinomial(processed[row].softmax(-1), 1, generator=gen))

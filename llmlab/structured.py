@@ -1,0 +1,258 @@
+"""Constrained decoding by masking logits: one of a list of choices, a regular expression, a small JSON schema."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Sequence
+
+import regex
+import torch
+
+from llmlab import sampling
+
+STRING_CHARS = r'[ !#-\[\]-~]'  # printable ASCII without '"' and '\': a JSON string body needing no escapes
+INTEGER = r"-?(0|[1-9][0-9]{0,5})"
+NUMBER = INTEGER + r"(\.[0-9]{1,4})?"
+
+
+class Choice:
+    """Output must be exactly one of a list of strings."""
+
+    def __init__(self, choices: Sequence[str]):
+        items = list(choices) if not isinstance(choices, str) else None
+        if not items or not all(isinstance(c, str) and c for c in items):
+            raise ValueError(f"choices must be a non-empty list of non-empty str, got {choices!r}")
+        self.choices = items
+
+    def is_prefix(self, text: str) -> bool:
+        """Whether text can still grow into a valid output."""
+        return any(c.startswith(text) for c in self.choices)
+
+    def is_complete(self, text: str) -> bool:
+        """Whether text is a valid output."""
+        return text in self.choices
+
+    def __repr__(self) -> str:
+        return f"Choice({self.choices!r})"
+
+
+class Regex:
+    """Output must match a regular expression in full (checked on prefixes with partial matching)."""
+
+    def __init__(self, pattern: str):
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError(f"pattern must be a non-empty regular expression str, got {pattern!r}")
+        try:
+            self.compiled = regex.compile(pattern)
+        except regex.error as exc:
+            raise ValueError(f"pattern must be a valid regular expression, got {pattern!r} ({exc})") from exc
+        self.pattern = pattern
+
+    def is_prefix(self, text: str) -> bool:
+        """Whether text can still grow into a full match."""
+        return self.compiled.fullmatch(text, partial=True) is not None
+
+    def is_complete(self, text: str) -> bool:
+        """Whether text matches in full."""
+        return self.compiled.fullmatch(text) is not None
+
+    def __repr__(self) -> str:
+        return f"Regex({self.pattern!r})"
+
+
+def _check_schema(schema: dict) -> dict:
+    """Validate the supported JSON-schema subset; returns the properties dict."""
+    if not isinstance(schema, dict) or schema.get("type") != "object" or not isinstance(schema.get("properties"), dict) \
+            or not schema["properties"]:
+        raise ValueError(f"schema must be {{'type': 'object', 'properties': {{...}}}} with at least one property, "
+                         f"got {schema!r}")
+    for name, prop in schema["properties"].items():
+        if not isinstance(prop, dict):
+            raise ValueError(f"schema property {name!r} must be a dict, got {prop!r}")
+        if "enum" in prop:
+            values = prop["enum"]
+            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+                raise ValueError(f"schema property {name!r} enum must be a non-empty list of str, got {values!r}")
+        elif prop.get("type") not in ("string", "integer", "number"):
+            raise ValueError(f"schema property {name!r} type must be one of string, integer, number (or an enum), "
+                             f"got {prop.get('type')!r}")
+        max_length = prop.get("maxLength", 20)
+        if prop.get("type") == "string" and (not isinstance(max_length, int) or not 1 <= max_length <= 200):
+            raise ValueError(f"schema property {name!r} maxLength must be an int in [1, 200], got {max_length!r}")
+    return schema["properties"]
+
+
+def schema_to_regex(schema: dict) -> str:
+    """A regular expression for compact JSON objects of the schema (fields in order, ', ' and ': ' separators)."""
+    fields = []
+    for name, prop in _check_schema(schema).items():
+        if "enum" in prop:
+            value = "(" + "|".join(regex.escape(json.dumps(v)) for v in prop["enum"]) + ")"
+        elif prop["type"] == "string":
+            value = f'"{STRING_CHARS}{{{prop.get("minLength", 0)},{prop.get("maxLength", 20)}}}"'
+        elif prop["type"] == "integer":
+            value = INTEGER
+        else:
+            value = NUMBER
+        fields.append(regex.escape(json.dumps(name)) + ": " + value)
+    return r"\{" + ", ".join(fields) + r"\}"
+
+
+def JsonSchema(schema: dict) -> Regex:
+    """Constraint for a JSON object following a small schema (string, integer, number and enum fields)."""
+    return Regex(schema_to_regex(schema))
+
+
+def validate_json(text: str, schema: dict) -> bool:
+    """Whether text is one JSON object with exactly the schema's fields, each of the right type."""
+    properties = _check_schema(schema)
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return False
+    if not isinstance(value, dict) or set(value) != set(properties):
+        return False
+    for name, prop in properties.items():
+        item = value[name]
+        if "enum" in prop:
+            ok = item in prop["enum"]
+        elif prop["type"] == "string":
+            ok = isinstance(item, str)
+        elif prop["type"] == "integer":
+            ok = isinstance(item, int) and not isinstance(item, bool)
+        else:
+            ok = isinstance(item, (int, float)) and not isinstance(item, bool)
+        if not ok:
+            return False
+    return True
+
+
+def first_json_object(text: str) -> str:
+    """The first balanced {...} block in text (for lenient checks of free-form replies), else ''."""
+    start = text.find("{")
+    depth = 0
+    for i in range(max(start, 0), len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if start >= 0 and depth == 0:
+            return text[start:i + 1]
+    return ""
+
+
+@dataclass
+class TokenIndex:
+    """Every token's text, grouped by first character, so a mask only checks plausible tokens."""
+
+    texts: list[str | None]
+    by_first_char: dict[str, list[int]]
+    eos_ids: set[int]
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids covered."""
+        return len(self.texts)
+
+
+_INDEXES: dict[int, TokenIndex] = {}
+
+
+def token_index(tokenizer, vocab_size: int | None = None) -> TokenIndex:
+    """Text of every token id (None for special or partial-UTF-8 tokens), cached per tokenizer."""
+    size = vocab_size or len(tokenizer)
+    key = (id(tokenizer), size)
+    if key not in _INDEXES:
+        special = set(tokenizer.all_special_ids)
+        texts: list[str | None] = []
+        groups: dict[str, list[int]] = {}
+        for i in range(size):
+            text = None if i in special or i >= len(tokenizer) else \
+                tokenizer.decode([i], clean_up_tokenization_spaces=False)
+            if not text or "\ufffd" in text:
+                text = None
+            texts.append(text)
+            if text:
+                groups.setdefault(text[0], []).append(i)
+        eos = tokenizer.eos_token_id
+        _INDEXES[key] = TokenIndex(texts, groups, {eos} if eos is not None else set())
+    return _INDEXES[key]
+
+
+def allowed_tokens(constraint, text: str, index: TokenIndex) -> torch.Tensor:
+    """Boolean mask (vocab,) of tokens that keep `text` a valid prefix; EOS is allowed once text is complete."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    mask = torch.zeros(index.vocab_size, dtype=torch.bool)
+    for char, ids in index.by_first_char.items():
+        if constraint.is_prefix(text + char):
+            for i in ids:
+                if index.texts[i] == char or constraint.is_prefix(text + index.texts[i]):
+                    mask[i] = True
+    if constraint.is_complete(text):
+        mask[list(index.eos_ids)] = True
+    return mask
+
+
+def _text_of(index: TokenIndex, token_ids: Sequence[int]) -> str:
+    """Concatenated text of generated tokens, without EOS."""
+    return "".join(index.texts[i] or "" for i in token_ids if i not in index.eos_ids)
+
+
+def _valid(constraint, text: str, token: int, index: TokenIndex) -> bool:
+    """Whether appending token keeps text valid (EOS only once text is complete)."""
+    if token in index.eos_ids:
+        return constraint.is_complete(text)
+    piece = index.texts[token] if token < index.vocab_size else None
+    return piece is not None and constraint.is_prefix(text + piece)
+
+
+def choose_token(constraint, text: str, index: TokenIndex, logits: torch.Tensor, processed: torch.Tensor,
+                 greedy: bool, generator: torch.Generator, tries: int = 8) -> int:
+    """Pick the next token among those the constraint allows.
+
+    Greedy: the most likely allowed token. Sampling: draw from the processed distribution and redraw on a
+    disallowed token (the same as sampling the masked, renormalized distribution); if no allowed token survives
+    top-k/top-p/min-p, draw from the full mask with the model's own probabilities.
+    """
+    if greedy:
+        for token in logits.argsort(descending=True).tolist():
+            if _valid(constraint, text, token, index):
+                return token
+        return min(index.eos_ids)
+    weights = processed.softmax(-1).clone()
+    for _ in range(tries):
+        if not weights.sum() > 0:
+            break
+        token = int(torch.multinomial(weights, 1, generator=generator))
+        if _valid(constraint, text, token, index):
+            return token
+        weights[token] = 0.0
+    allowed = allowed_tokens(constraint, text, index)
+    if not allowed.any():
+        return min(index.eos_ids)  # dead end: stop; the output is then reported invalid
+    return int(torch.multinomial(logits.masked_fill(~allowed, float("-inf")).softmax(-1), 1, generator=generator))
+
+
+def generate(model, tokenizer, input_ids: torch.Tensor, constraint, max_new_tokens: int = 64,
+             settings: sampling.SamplingSettings = sampling.SamplingSettings(temperature=0), num_samples: int = 1,
+             seed: int = 0) -> list[str]:
+    """Generate num_samples outputs, each token restricted to what the constraint allows."""
+    if not hasattr(constraint, "is_prefix") or not hasattr(constraint, "is_complete"):
+        raise TypeError(f"constraint must be a Choice, Regex or JsonSchema, got {type(constraint).__name__}")
+    vocab = model.get_output_embeddings().weight.shape[0]
+    index = token_index(tokenizer, vocab)
+    if not index.eos_ids:
+        raise ValueError("tokenizer must define eos_token_id for constrained generation, got None")
+
+    def choose(token_ids: list[int], logits: torch.Tensor, processed: torch.Tensor, gen: torch.Generator) -> int:
+        return choose_token(constraint, _text_of(index, token_ids), index, logits, processed, settings.greedy, gen)
+
+    gens = sampling.decode(model, input_ids, max_new_tokens, settings, num_samples, seed,
+                           eos_token_id=sorted(index.eos_ids), choose=choose)
+    return [_text_of(index, g.token_ids) for g in gens]
+
+
+def valid_rate(outputs: Sequence[str], constraint) -> float:
+    """Share of outputs the constraint accepts as complete."""
+    if not outputs:
+        raise ValueError("outputs must hold at least one string, got []")
+    return sum(bool(constraint.is_complete(o)) for o in outputs) / len(outputs)

@@ -1,0 +1,107 @@
+"""Constrained decoding: masks, JSON-schema regexes, and 100% valid outputs over 50 sampled generations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from llmlab import sampling, structured
+from llmlab.sampling import SamplingSettings
+
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}, "age": {"type": "integer"},
+                                           "score": {"type": "number"}, "city": {"enum": ["Paris", "Oslo"]}}}
+PROMPT = torch.tensor([[1, 72, 101, 108, 108, 111]])
+
+
+def test_choice_and_regex_prefixes():
+    c = structured.Choice(["yes", "no", "nope"])
+    assert c.is_prefix("no") and c.is_complete("no") and c.is_prefix("nop") and not c.is_prefix("x")
+    r = structured.Regex(r"[0-9]{2}-[a-z]+")
+    assert r.is_prefix("1") and r.is_prefix("12-") and not r.is_prefix("1a") and not r.is_complete("12-")
+    assert r.is_complete("12-ab")
+
+
+def test_schema_regex_accepts_json_dumps_and_rejects_wrong_types():
+    pattern = structured.JsonSchema(SCHEMA)
+    good = {"name": "Ada", "age": 36, "score": -1.5, "city": "Oslo"}
+    assert pattern.is_complete(json.dumps(good))
+    assert structured.validate_json(json.dumps(good), SCHEMA)
+    for bad in [dict(good, age="36"), dict(good, city="Rome"), {"name": "Ada"}, dict(good, extra=1)]:
+        assert not pattern.is_complete(json.dumps(bad))
+        assert not structured.validate_json(json.dumps(bad), SCHEMA)
+    assert not structured.validate_json("{not json", SCHEMA)
+
+
+def test_first_json_object_finds_a_fenced_object():
+    assert structured.first_json_object('Sure!\n```json\n{"a": {"b": 1}}\n```') == '{"a": {"b": 1}}'
+    assert structured.first_json_object("no object here") == ""
+
+
+def test_allowed_tokens_mask_on_tiny_tokenizer(tiny):
+    _, tokenizer = tiny
+    index = structured.token_index(tokenizer)
+    mask = structured.allowed_tokens(structured.Choice(["cat", "cow"]), "c", index)
+    allowed = {tokenizer.decode([i]) for i in torch.nonzero(mask).flatten().tolist()}
+    assert allowed == {"a", "o"}
+    done = structured.allowed_tokens(structured.Choice(["cat"]), "cat", index)
+    assert torch.nonzero(done).flatten().tolist() == [tokenizer.eos_token_id]
+
+
+@pytest.mark.parametrize("constraint", [
+    structured.Choice(["red", "green", "blue", "blueish"]),
+    structured.Regex(r"[A-Z][a-z]{1,6} [0-9]{1,3}"),
+    structured.JsonSchema(SCHEMA),
+], ids=["choice", "regex", "json"])
+def test_fifty_sampled_constrained_generations_are_all_valid(tiny, constraint):
+    model, tokenizer = tiny
+    outputs = structured.generate(model, tokenizer, PROMPT, constraint, max_new_tokens=96,
+                                  settings=SamplingSettings(temperature=1.0), num_samples=50, seed=0)
+    assert len(outputs) == 50
+    assert structured.valid_rate(outputs, constraint) == 1.0
+    assert len(set(outputs)) > 1  # sampled, not one repeated answer
+    if isinstance(constraint, structured.Regex) and constraint.pattern == structured.schema_to_regex(SCHEMA):
+        assert all(structured.validate_json(o, SCHEMA) for o in outputs)
+
+
+def test_unconstrained_tiny_model_is_not_valid(tiny):
+    model, tokenizer = tiny
+    gens = sampling.sample(model, PROMPT, 20, num_samples=10, seed=0)
+    texts = [tokenizer.decode(g.token_ids, skip_special_tokens=True) for g in gens]
+    assert structured.valid_rate(texts, structured.JsonSchema(SCHEMA)) == 0.0
+
+
+def test_greedy_constrained_picks_most_likely_allowed_token(tiny):
+    model, tokenizer = tiny
+    choices = ["ab", "ba", "cc"]
+    out = structured.generate(model, tokenizer, PROMPT, structured.Choice(choices), max_new_tokens=4)[0]
+    with torch.no_grad():
+        logits = model(PROMPT).logits[0, -1]
+    firsts = {c[0]: logits[tokenizer.convert_tokens_to_ids(c[0])].item() for c in choices}
+    assert out in choices and out[0] == max(firsts, key=firsts.get)
+
+
+def test_real_model_choice_regex_and_json(real):
+    model, tokenizer = real
+    from llmlab.tokens import encode_prompt
+    ids = encode_prompt(tokenizer, "Is 'I loved this film' positive or negative?")
+    assert structured.generate(model, tokenizer, ids, structured.Choice(["positive", "negative"]), 4)[0] in \
+        ["positive", "negative"]
+    ids = encode_prompt(tokenizer, "In which year did the Berlin wall fall?")
+    out = structured.generate(model, tokenizer, ids, structured.Regex(r"[12][0-9]{3}"), 6)[0]
+    assert structured.Regex(r"[12][0-9]{3}").is_complete(out)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: structured.Choice([]), r"choices must be a non-empty list of non-empty str, got \[\]"),
+    (lambda: structured.Choice("yes"), r"choices must be a non-empty list of non-empty str, got 'yes'"),
+    (lambda: structured.Regex("(ab"), r"pattern must be a valid regular expression, got '\(ab'"),
+    (lambda: structured.JsonSchema({"type": "array"}), r"schema must be \{'type': 'object'"),
+    (lambda: structured.JsonSchema({"type": "object", "properties": {"a": {"type": "list"}}}),
+     r"schema property 'a' type must be one of string, integer, number \(or an enum\), got 'list'"),
+    (lambda: structured.valid_rate([], structured.Choice(["a"])), r"outputs must hold at least one string"),
+])
+def test_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
