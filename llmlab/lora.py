@@ -92,7 +92,8 @@ def collate(batch: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, tor
 def answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Next-token cross-entropy on the labelled (answer) positions only; the vocabulary head runs only there."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    decoder = causal.get_decoder()
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     labels = batch["labels"][:, 1:]
     keep = labels != -100
     logits = causal.get_output_embeddings()(hidden[:, :-1][keep])

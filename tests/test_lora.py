@@ -231,7 +231,8 @@ def test_activation_memory_formula():
     # GPT-3 175B-like layer: s=2048, h=12288, a=96, one sequence: 34*s*h + 5*a*s^2 bytes per layer
     per_layer = lora.activation_memory_gb(1, 12288, 96, 2048)
     assert per_layer == pytest.approx((34 * 2048 * 12288 + 5 * 96 * 2048 ** 2) / 1e9)
-    assert lora.activation_memory_gb(2, 64, 4, 8, batch=3) == pytest.approx(2 * 8 * 3 * 64 * (34 + 5 * 4 * 8 / 64) / 1e9)
+    expected = 2 * 8 * 3 * 64 * (34 + 5 * 4 * 8 / 64) / 1e9
+    assert lora.activation_memory_gb(2, 64, 4, 8, batch=3) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("call,message", [

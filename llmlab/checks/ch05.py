@@ -42,7 +42,7 @@ def check_lora_param_count(lora_param_count) -> None:
 
 
 def check_merge_lora_weight(merge_lora_weight) -> None:
-    """Exercise 05.3: merge_lora_weight(W, A, B, alpha) = W + (alpha / r) B A, and the merged layer gives the same output."""
+    """Exercise 05.3: merge_lora_weight(W, A, B, alpha) = W + (alpha / r) B A, a new tensor giving the same output."""
     with Check("Exercise 05.3 merge_lora_weight") as c:
         for i, (batch, d_in, d_out, r, alpha) in enumerate(SHAPES):
             x, w, a, b = _lora_tensors(batch, d_in, d_out, r, seed=10 + i)
