@@ -44,3 +44,34 @@ def top_tokens(probs: torch.Tensor, tokenizer, k: int = 10) -> list[tuple[str, f
         raise ValueError(f"k must be an int in [1, {probs.numel()}], got {k!r}")
     values, ids = probs.topk(k)
     return [(tokenizer.decode([int(i)]), float(v)) for v, i in zip(values, ids)]
+
+
+def token_pieces(tokenizer, text: str) -> list[str]:
+    """The text of each token `text` is split into (no special tokens added)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return [tokenizer.decode([i]) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities along the last axis, stable for large logits (the max is subtracted first)."""
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() < 1:
+        raise TypeError(f"logits must be a floating torch.Tensor with at least 1 dim, got {type(logits).__name__}")
+    shifted = logits - logits.amax(dim=-1, keepdim=True)
+    return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
+
+
+@torch.inference_mode()
+def next_token_logprobs(model, tokenizer, prompt: str, chat: bool = True) -> torch.Tensor:
+    """Log-probability of every vocabulary token being next after `prompt` (1-d tensor)."""
+    ids = encode_prompt(tokenizer, prompt, chat).to(model.device)
+    return log_softmax(model(ids).logits[0, -1].float()).cpu()
+
+
+def option_probs(model, tokenizer, prompt: str, options: list[str], chat: bool = False) -> dict[str, float]:
+    """Next-token probability of each option's first token (a task read off the next-token distribution)."""
+    if not isinstance(options, (list, tuple)) or not options or not all(isinstance(o, str) and o for o in options):
+        raise ValueError(f"options must be a non-empty list of non-empty str, got {options!r}")
+    probs = next_token_probs(model, tokenizer, prompt, chat)
+    first = {o: tokenizer(o, add_special_tokens=False)["input_ids"][0] for o in options}
+    return {o: float(probs[i]) for o, i in first.items()}

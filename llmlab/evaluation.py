@@ -1,0 +1,58 @@
+"""Evaluation metrics: per-token logprobs, sequence logprob and perplexity."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+
+def _check_text(text: str) -> None:
+    """Reject non-strings and empty strings."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"text must be a non-empty str, got {text!r}")
+
+
+@torch.inference_mode()
+def token_logprobs(model, input_ids: torch.Tensor) -> torch.Tensor:
+    """Logprob of each token given the ones before it, for tokens 1..n-1 of a (1, n) sequence."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[0] != 1 \
+            or input_ids.shape[1] < 2:
+        raise ValueError(f"input_ids must be a tensor of shape (1, n) with n >= 2, got "
+                         f"{getattr(input_ids, 'shape', type(input_ids).__name__)}")
+    ids = input_ids.to(model.device)
+    logprobs = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+    return logprobs.gather(-1, ids[0, 1:, None])[:, 0].cpu()
+
+
+def text_logprobs(model, tokenizer, text: str, context: str = "") -> tuple[list[str], torch.Tensor]:
+    """Tokens of `text` and their logprobs given `context` (without context the first token is not scored)."""
+    _check_text(text)
+    if not isinstance(context, str):
+        raise TypeError(f"context must be a str, got {type(context).__name__}")
+    ctx = tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    scored = ids if ctx else ids[1:]
+    if not scored:
+        raise ValueError(f"text must have at least 2 tokens when no context is given, got {text!r}")
+    lps = token_logprobs(model, torch.tensor([ctx + ids]))[-len(scored):]
+    return [tokenizer.decode([i]) for i in scored], lps
+
+
+def sequence_logprob(model, tokenizer, text: str, context: str = "") -> float:
+    """Sum of the logprobs of `text`'s tokens (log of the sequence probability)."""
+    return float(text_logprobs(model, tokenizer, text, context)[1].sum())
+
+
+def perplexity_from_logprobs(logprobs: Sequence[float] | torch.Tensor) -> float:
+    """exp of the mean negative logprob per token."""
+    values = [float(v) for v in logprobs]
+    if not values:
+        raise ValueError("logprobs must hold at least one value, got []")
+    return math.exp(-sum(values) / len(values))
+
+
+def perplexity(model, tokenizer, text: str) -> float:
+    """Perplexity of the model on `text` (its first token is context, the rest are scored)."""
+    return perplexity_from_logprobs(text_logprobs(model, tokenizer, text)[1])

@@ -1,0 +1,52 @@
+"""Per-token logprobs, sequence logprob and perplexity."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from llmlab import evaluation
+
+
+def test_token_logprobs_match_a_manual_forward(tiny):
+    model, _ = tiny
+    ids = torch.tensor([[5, 9, 33, 40]])
+    with torch.no_grad():
+        lp = torch.log_softmax(model(ids).logits[0], -1)
+    expected = torch.stack([lp[0, 9], lp[1, 33], lp[2, 40]])
+    assert torch.allclose(evaluation.token_logprobs(model, ids), expected, atol=1e-5)
+
+
+def test_sequence_logprob_is_sum_and_context_scores_first_token(tiny):
+    model, tokenizer = tiny
+    pieces, lps = evaluation.text_logprobs(model, tokenizer, "abc")
+    assert pieces == ["b", "c"] and lps.shape == (2,)
+    assert evaluation.sequence_logprob(model, tokenizer, "abc") == pytest.approx(float(lps.sum()), abs=1e-5)
+    pieces, lps = evaluation.text_logprobs(model, tokenizer, "abc", context="x")
+    assert pieces == ["a", "b", "c"]
+
+
+def test_perplexity_from_logprobs():
+    assert evaluation.perplexity_from_logprobs([math.log(0.5)] * 3) == pytest.approx(2.0)
+    assert evaluation.perplexity_from_logprobs(torch.tensor([0.0])) == 1.0
+
+
+def test_real_model_prefers_fluent_text(real):
+    model, tokenizer = real
+    fluent = evaluation.perplexity(model, tokenizer, "The cat sat on the mat and went to sleep.")
+    garbled = evaluation.perplexity(model, tokenizer, "Mat the sleep cat to on sat went the and.")
+    assert fluent < garbled
+
+
+def test_bad_input(tiny):
+    model, tokenizer = tiny
+    with pytest.raises(ValueError, match=r"input_ids must be a tensor of shape \(1, n\) with n >= 2"):
+        evaluation.token_logprobs(model, torch.tensor([[3]]))
+    with pytest.raises(ValueError, match="text must be a non-empty str, got ''"):
+        evaluation.perplexity(model, tokenizer, "")
+    with pytest.raises(ValueError, match="text must have at least 2 tokens"):
+        evaluation.perplexity(model, tokenizer, "a")
+    with pytest.raises(ValueError, match=r"logprobs must hold at least one value, got \[\]"):
+        evaluation.perplexity_from_logprobs([])

@@ -1,0 +1,51 @@
+"""Token counting, next-token distributions and the stable log-softmax."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llmlab import tokens
+
+
+def test_count_tokens_and_pieces(tiny):
+    _, tokenizer = tiny
+    assert tokens.count_tokens(tokenizer, "héllo") == 6  # byte-level: é is 2 bytes
+    assert "".join(tokens.token_pieces(tokenizer, "hello")) == "hello"
+    with pytest.raises(TypeError, match="text must be a str, got int"):
+        tokens.token_pieces(tokenizer, 3)
+
+
+def test_next_token_id_and_top_tokens(tiny):
+    _, tokenizer = tiny
+    logits = torch.zeros(2, 3, 5)
+    logits[:, -1, 4] = 1.0
+    assert tokens.next_token_id(logits).tolist() == [4, 4]
+    probs = torch.tensor([0.1, 0.6, 0.3])
+    assert [p for _, p in tokens.top_tokens(probs, tokenizer, k=2)] == pytest.approx([0.6, 0.3])
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, 3\], got 4"):
+        tokens.top_tokens(probs, tokenizer, k=4)
+
+
+def test_log_softmax_is_stable_and_matches_torch():
+    x = torch.tensor([[1000.0, 999.0, -5.0], [0.1, 0.2, 0.3]])
+    got = tokens.log_softmax(x)
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, torch.log_softmax(x, -1), atol=1e-6)
+    with pytest.raises(TypeError, match="logits must be a floating torch.Tensor"):
+        tokens.log_softmax(torch.tensor([1, 2]))
+
+
+def test_next_token_distributions_agree(tiny):
+    model, tokenizer = tiny
+    probs = tokens.next_token_probs(model, tokenizer, "hi", chat=False)
+    logprobs = tokens.next_token_logprobs(model, tokenizer, "hi", chat=False)
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert torch.allclose(logprobs.exp(), probs, atol=1e-6)
+    got = tokens.option_probs(model, tokenizer, "hi", ["a", "b"])
+    assert got == pytest.approx({"a": probs[tokenizer.convert_tokens_to_ids("a")].item(),
+                                 "b": probs[tokenizer.convert_tokens_to_ids("b")].item()})
+    with pytest.raises(ValueError, match=r"options must be a non-empty list of non-empty str, got \[\]"):
+        tokens.option_probs(model, tokenizer, "hi", [])
+    with pytest.raises(ValueError, match="prompt must be a non-empty str, got ''"):
+        tokens.encode_prompt(tokenizer, "")
