@@ -1,0 +1,274 @@
+"""Attention from scratch (causal mask, GQA, RoPE, RMSNorm, SwiGLU) and the Llama forward pass on real weights."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_tensor(name: str, x, dims: int) -> None:
+    """Raise TypeError/ValueError unless x is a floating tensor with `dims` dimensions."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != dims:
+        raise ValueError(f"{name} must be a {dims}-d tensor, got shape {tuple(x.shape)}")
+
+
+def causal_mask(seq_len: int, past_len: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
+    """Boolean (seq_len, past_len + seq_len) mask: True where query i may attend to key j (j <= past_len + i)."""
+    for pname, value, low in [("seq_len", seq_len, 1), ("past_len", past_len, 0)]:
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"{pname} must be an int >= {low}, got {value!r}")
+    rows = torch.arange(seq_len, device=device).unsqueeze(1) + past_len
+    cols = torch.arange(past_len + seq_len, device=device).unsqueeze(0)
+    return cols <= rows
+
+
+def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Scaled dot products q·kᵀ/√d for (..., q_len, d) queries and (..., k_len, d) keys."""
+    if not isinstance(q, torch.Tensor) or not isinstance(k, torch.Tensor):
+        raise TypeError(f"q and k must be torch.Tensors, got {type(q).__name__} and {type(k).__name__}")
+    if q.dim() < 2 or q.shape[-1] != k.shape[-1] or q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(f"q and k must have shapes (..., q_len, d) and (..., k_len, d) with the same leading "
+                         f"dims and d, got {tuple(q.shape)} and {tuple(k.shape)}")
+    return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax over keys of the scaled scores, with disallowed (mask False) positions set to zero."""
+    scores = attention_scores(q, k)
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a bool torch.Tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
+        if tuple(mask.shape[-2:]) != tuple(scores.shape[-2:]):
+            raise ValueError(f"mask must end in (q_len, k_len) = {tuple(scores.shape[-2:])}, "
+                             f"got {tuple(mask.shape)}")
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Scaled dot-product attention: the attention weights times the values."""
+    if not isinstance(v, torch.Tensor) or v.shape[:-1] != k.shape[:-1]:
+        raise ValueError(f"v must be a tensor of shape (..., k_len, d_v) matching k {tuple(k.shape)}, "
+                         f"got {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}")
+    return attention_weights(q, k, mask) @ v
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """Grouped-query attention: repeat each of (batch, kv_heads, seq, d)'s heads n_rep times, in place order."""
+    _check_tensor("x", x, 4)
+    if not isinstance(n_rep, int) or n_rep < 1:
+        raise ValueError(f"n_rep must be an int >= 1, got {n_rep!r}")
+    if n_rep == 1:
+        return x
+    b, h, s, d = x.shape
+    return x[:, :, None].expand(b, h, n_rep, s, d).reshape(b, h * n_rep, s, d)
+
+
+def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary embedding tables cos, sin of shape (len(positions), head_dim) (Llama's half-split layout)."""
+    if not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
+        raise ValueError(f"head_dim must be an even int >= 2, got {head_dim!r}")
+    if not isinstance(theta, (int, float)) or theta <= 0:
+        raise ValueError(f"theta must be a positive number, got {theta!r}")
+    if not isinstance(positions, torch.Tensor) or positions.dim() != 1:
+        raise ValueError(f"positions must be a 1-d tensor, got {positions!r}")
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=positions.device).float()
+                                / head_dim))
+    freqs = positions.float()[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) -> (-x2, x1) on the two halves of the last dimension."""
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (batch, heads, seq, head_dim) queries or keys by their positions' angles."""
+    _check_tensor("x", x, 4)
+    if tuple(cos.shape) != (x.shape[2], x.shape[3]) or cos.shape != sin.shape:
+        raise ValueError(f"cos and sin must have shape (seq, head_dim) = {(x.shape[2], x.shape[3])}, "
+                         f"got {tuple(cos.shape)} and {tuple(sin.shape)}")
+    return x * cos + rotate_half(x) * sin
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """RMSNorm: x / sqrt(mean(x²) + eps) * weight over the last dimension."""
+    if not isinstance(x, torch.Tensor) or x.shape[-1:] != weight.shape:
+        raise ValueError(f"weight must have shape (x.shape[-1],), got {tuple(weight.shape)} for x of shape "
+                         f"{tuple(getattr(x, 'shape', ()))}")
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+
+def swiglu_mlp(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+    """Llama's MLP: down(silu(gate(x)) * up(x)), weights in nn.Linear's (out, in) layout."""
+    if gate.shape != up.shape or down.shape[::-1] != gate.shape or x.shape[-1] != gate.shape[1]:
+        raise ValueError(f"gate/up must be (inner, hidden) and down (hidden, inner) with hidden = x.shape[-1]; "
+                         f"got gate {tuple(gate.shape)}, up {tuple(up.shape)}, down {tuple(down.shape)}, "
+                         f"x {tuple(x.shape)}")
+    return F.linear(F.silu(F.linear(x, gate)) * F.linear(x, up), down)
+
+
+@dataclass
+class Layer:
+    """One decoder layer's weights; q/k/v and gate/up are views into fused matrices."""
+
+    wqkv: torch.Tensor
+    wo: torch.Tensor
+    wgate_up: torch.Tensor
+    wdown: torch.Tensor
+    attn_norm: torch.Tensor
+    mlp_norm: torch.Tensor
+
+
+@dataclass
+class LlamaWeights:
+    """Everything the from-scratch forward needs: sizes, per-layer weights and the RoPE tables."""
+
+    vocab_size: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    eps: float
+    embed: torch.Tensor
+    layers: list[Layer]
+    final_norm: torch.Tensor
+    lm_head: torch.Tensor
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+    @property
+    def num_layers(self) -> int:
+        """Number of decoder layers."""
+        return len(self.layers)
+
+    @property
+    def max_positions(self) -> int:
+        """Longest sequence the precomputed RoPE tables cover."""
+        return self.cos.shape[0]
+
+    def nbytes(self) -> int:
+        """Bytes of weights one forward pass reads (the tied embedding/lm_head counted once)."""
+        tensors = [self.final_norm, self.lm_head] + [t for layer in self.layers for t in vars(layer).values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _rope_theta(config) -> float:
+    """rope_theta from a transformers LlamaConfig (v4 or v5 layout); only the default RoPE is supported."""
+    params = getattr(config, "rope_parameters", None) or {}
+    kind = params.get("rope_type", "default")
+    if kind != "default":
+        raise ValueError(f"rope_type must be 'default' (plain RoPE), got {kind!r}")
+    return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+
+
+def load_weights(state_dict: dict[str, torch.Tensor], config, max_positions: int | None = None) -> LlamaWeights:
+    """LlamaWeights from a LlamaForCausalLM state dict and its config (fusing q/k/v and gate/up)."""
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
+    hidden, heads, kv_heads = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    max_positions = max_positions or config.max_position_embeddings
+    if not isinstance(max_positions, int) or max_positions < 1:
+        raise ValueError(f"max_positions must be an int >= 1, got {max_positions!r}")
+
+    def get(key: str) -> torch.Tensor:
+        if key not in state_dict:
+            raise ValueError(f"state_dict must contain {key!r} (a LlamaForCausalLM state dict), it does not")
+        return state_dict[key].detach().clone()  # a fresh, 64-byte-aligned copy (see aligned_copy)
+
+    layers = []
+    for i in range(config.num_hidden_layers):
+        p = f"model.layers.{i}."
+        layers.append(Layer(
+            wqkv=torch.cat([get(p + f"self_attn.{n}_proj.weight") for n in "qkv"]).contiguous(),
+            wo=get(p + "self_attn.o_proj.weight").contiguous(),
+            wgate_up=torch.cat([get(p + "mlp.gate_proj.weight"), get(p + "mlp.up_proj.weight")]).contiguous(),
+            wdown=get(p + "mlp.down_proj.weight").contiguous(),
+            attn_norm=get(p + "input_layernorm.weight"),
+            mlp_norm=get(p + "post_attention_layernorm.weight"),
+        ))
+    embed = get("model.embed_tokens.weight")
+    lm_head = get("lm_head.weight") if "lm_head.weight" in state_dict and not getattr(
+        config, "tie_word_embeddings", False) else embed
+    positions = torch.arange(max_positions, device=embed.device)
+    cos, sin = rope_cos_sin(positions, head_dim, _rope_theta(config))
+    return LlamaWeights(vocab_size=embed.shape[0], hidden_size=hidden, num_heads=heads, num_kv_heads=kv_heads,
+                        head_dim=head_dim, intermediate_size=config.intermediate_size, eps=config.rms_norm_eps,
+                        embed=embed, layers=layers, final_norm=get("model.norm.weight"), lm_head=lm_head,
+                        cos=cos.to(embed.dtype), sin=sin.to(embed.dtype))
+
+
+def from_model(model, max_positions: int | None = None) -> LlamaWeights:
+    """LlamaWeights taken from a loaded transformers Llama model (models.load() or models.tiny_model())."""
+    if not hasattr(model, "state_dict") or not hasattr(model, "config"):
+        raise TypeError(f"model must be a transformers LlamaForCausalLM, got {type(model).__name__}")
+    return load_weights(model.state_dict(), model.config, max_positions)
+
+
+def attention_block(w: LlamaWeights, layer: Layer, index: int, x: torch.Tensor, start: int, cache=None,
+                    need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Self-attention sub-layer on normed x (batch, seq, hidden): projections, RoPE, cache, GQA, output."""
+    b, s, _ = x.shape
+    hq, hk, d = w.num_heads, w.num_kv_heads, w.head_dim
+    qkv = F.linear(x, layer.wqkv).view(b, s, hq + 2 * hk, d).transpose(1, 2)
+    cos, sin = w.cos[start:start + s], w.sin[start:start + s]
+    qk = qkv[:, :hq + hk] * cos + rotate_half(qkv[:, :hq + hk]) * sin
+    q, k, v = qk[:, :hq], qk[:, hq:], qkv[:, hq + hk:]
+    if cache is not None:
+        k, v = cache.append(index, k, v)
+    n_rep = hq // hk
+    probs = None
+    if need_weights:
+        mask = causal_mask(s, k.shape[2] - s, device=x.device)
+        probs = attention_weights(q, repeat_kv(k, n_rep), mask)
+        out = probs @ repeat_kv(v, n_rep)
+    elif k.shape[2] == s:
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=s > 1, enable_gqa=n_rep > 1)
+    else:
+        mask = causal_mask(s, k.shape[2] - s, device=x.device) if s > 1 else None
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=n_rep > 1)
+    return F.linear(out.transpose(1, 2).reshape(b, s, hq * d), layer.wo), probs
+
+
+def forward(w: LlamaWeights, ids: torch.Tensor, cache=None, attention_maps: list | None = None) -> torch.Tensor:
+    """Logits (batch, seq, vocab) for token ids (batch, seq); with a KV cache, ids continue what it holds."""
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.is_floating_point():
+        raise ValueError(f"ids must be an integer tensor of shape (batch, seq), got "
+                         f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+    if ids.shape[1] == 0:
+        raise ValueError("ids must hold at least one token, got shape " + str(tuple(ids.shape)))
+    start = cache.length if cache is not None else 0
+    if start + ids.shape[1] > w.max_positions:
+        raise ValueError(f"positions must be < {w.max_positions} (the RoPE table), got up to "
+                         f"{start + ids.shape[1] - 1}")
+    x = F.embedding(ids, w.embed)
+    for i, layer in enumerate(w.layers):
+        a, probs = attention_block(w, layer, i, rms_norm(x, layer.attn_norm, w.eps), start, cache,
+                                   attention_maps is not None)
+        if attention_maps is not None:
+            attention_maps.append(probs)
+        x = x + a
+        gate, up = F.linear(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate_up).chunk(2, dim=-1)
+        x = x + F.linear(F.silu(gate) * up, layer.wdown)
+    return F.linear(rms_norm(x, w.final_norm, w.eps), w.lm_head)
+
+
+@torch.inference_mode()
+def attention_probabilities(w: LlamaWeights, ids: torch.Tensor) -> torch.Tensor:
+    """Every layer's and head's attention weights for one sequence: (layers, heads, seq, seq)."""
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.shape[0] != 1:
+        raise ValueError(f"ids must be a (1, seq) tensor, got "
+                         f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+    maps: list = []
+    forward(w, ids, attention_maps=maps)
+    return torch.stack([m[0] for m in maps])
