@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -178,3 +179,24 @@ def kv_savings(shape: KVShape, batch: int, seq_len: int, bytes_per_value: float 
         f"as built + KV shared by {layers_per_kv} layers": kv_cache_bytes(kv_heads=shape.kv_heads,
                                                                           layers_per_kv=layers_per_kv, **base),
     }
+
+
+@torch.inference_mode()
+def time_prefill_decode(w: LlamaWeights, ids: torch.Tensor, decode_tokens: int = 4) -> tuple[float, float]:
+    """Seconds for the prefill (time to first token) and mean seconds per decode step (time per output token)."""
+    _positive_int("decode_tokens", decode_tokens)
+    cache = KVCache.for_weights(w, ids.shape[0], ids.shape[1] + decode_tokens)
+    start = time.perf_counter()
+    token = prefill(w, ids, cache).argmax(-1)
+    ttft = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(decode_tokens):
+        token = decode_step(w, token, cache).argmax(-1)
+    return ttft, (time.perf_counter() - start) / decode_tokens
+
+
+def time_generate(w: LlamaWeights, ids: torch.Tensor, max_new_tokens: int, use_cache: bool = True) -> float:
+    """Wall-clock seconds of one greedy generate() call."""
+    start = time.perf_counter()
+    generate(w, ids, max_new_tokens, use_cache=use_cache)
+    return time.perf_counter() - start

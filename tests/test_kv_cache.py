@@ -142,3 +142,12 @@ def test_generate_rejects_bad_arguments(tw):
         kv_cache.generate(w, torch.zeros(1, 2), 3)
     with pytest.raises(ValueError, match="token must be a 1-d tensor"):
         kv_cache.decode_step(w, torch.tensor([[1]]), kv_cache.KVCache.for_weights(w))
+
+
+def test_timing_helpers_return_positive_seconds(tw):
+    _, w = tw
+    ttft, tpot = kv_cache.time_prefill_decode(w, torch.tensor([[1, 2, 3]]), decode_tokens=2)
+    assert ttft > 0 and tpot > 0
+    assert kv_cache.time_generate(w, torch.tensor([[1, 2]]), 3, use_cache=False) > 0
+    with pytest.raises(ValueError, match="decode_tokens must be an int >= 1, got 0"):
+        kv_cache.time_prefill_decode(w, torch.tensor([[1]]), 0)
