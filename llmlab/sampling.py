@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Iterator, Sequence
@@ -463,3 +464,40 @@ def distinct_n(token_ids: Sequence[int], n: int = 2) -> float:
     if not grams:
         raise ValueError(f"token_ids must hold at least n={n} tokens, got {len(ids)}")
     return len(set(grams)) / len(grams)
+
+
+def first_word(text: str) -> str | None:
+    """The first word or number of a reply, lower-cased (None if there is none): a simple answer extractor."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    match = re.search(r"[A-Za-z]+|\d+", text)
+    return match.group(0).lower() if match else None
+
+
+def accuracy_vs_n(answers: Sequence[Sequence], gold: Sequence, ns: Sequence[int],
+                  mean_logprobs: Sequence[Sequence[float]] | None = None) -> list[float]:
+    """Accuracy over questions using the first n samples of each: majority vote, or best-of-n by mean logprob."""
+    if len(answers) != len(gold) or not answers:
+        raise ValueError(f"answers and gold must be non-empty and the same length, got {len(answers)} and {len(gold)}")
+    out = []
+    for n in ns:
+        _positive_int("n", n)
+        correct = 0
+        for q, (samples, want) in enumerate(zip(answers, gold)):
+            if len(samples) < n:
+                raise ValueError(f"n must be at most the {len(samples)} samples of question {q}, got {n}")
+            if mean_logprobs is None:
+                pick = majority_vote(samples[:n])[0]
+            else:
+                pick = samples[select_best([[v] for v in mean_logprobs[q][:n]])]
+            correct += pick == want
+        out.append(correct / len(gold))
+    return out
+
+
+def probabilities_vs_temperature(logits: torch.Tensor, temperatures: Sequence[float]) -> torch.Tensor:
+    """softmax(logits / T) for each temperature: a (len(temperatures), vocab) tensor."""
+    _check_logits(logits)
+    if logits.dim() != 1:
+        raise ValueError(f"logits must be 1-d (vocab,), got shape {tuple(logits.shape)}")
+    return torch.stack([softmax_with_temperature(logits.float(), t) for t in temperatures])

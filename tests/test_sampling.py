@@ -186,3 +186,20 @@ def test_distinct_n():
     assert sampling.distinct_n([1, 1, 1, 1, 1], 2) == 0.25
     with pytest.raises(ValueError, match="token_ids must hold at least n=3 tokens, got 2"):
         sampling.distinct_n([1, 2], 3)
+
+
+def test_first_word_and_accuracy_vs_n():
+    assert sampling.first_word(" Paris\nQ: next") == "paris"
+    assert sampling.first_word(" 10 apples") == "10"
+    assert sampling.first_word(" ...") is None
+    answers = [["a", "b", "b"], ["x", "x", "y"]]
+    assert sampling.accuracy_vs_n(answers, ["b", "x"], [1, 3]) == [0.5, 1.0]
+    logprobs = [[-3.0, -0.1, -2.0], [-1.0, -0.5, -0.2]]
+    assert sampling.accuracy_vs_n(answers, ["b", "x"], [1, 3], mean_logprobs=logprobs) == [0.5, 0.5]
+    with pytest.raises(ValueError, match="n must be at most the 3 samples of question 0, got 4"):
+        sampling.accuracy_vs_n(answers, ["b", "x"], [4])
+
+
+def test_probabilities_vs_temperature_book_example():
+    probs = sampling.probabilities_vs_temperature(torch.tensor([1.0, 2.0]), [1.0, 0.5])
+    assert probs[:, 1].tolist() == pytest.approx([0.731, 0.881], abs=1e-3)
