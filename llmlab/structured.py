@@ -256,3 +256,11 @@ def valid_rate(outputs: Sequence[str], constraint) -> float:
     if not outputs:
         raise ValueError("outputs must hold at least one string, got []")
     return sum(bool(constraint.is_complete(o)) for o in outputs) / len(outputs)
+
+
+def choice_mask(token_texts: Sequence[str], generated: str, choices: Sequence[str]) -> list[bool]:
+    """For each token text, whether generated + token is still a prefix of one of the choices."""
+    constraint = Choice(choices)
+    if not isinstance(generated, str):
+        raise TypeError(f"generated must be a str, got {type(generated).__name__}")
+    return [bool(t) and constraint.is_prefix(generated + t) for t in token_texts]

@@ -105,3 +105,9 @@ def test_real_model_choice_regex_and_json(real):
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_choice_mask():
+    texts = ["y", "ye", "yes", "n", "o", "x", ""]
+    assert structured.choice_mask(texts, "", ["yes", "no"]) == [True, True, True, True, False, False, False]
+    assert structured.choice_mask(texts, "n", ["yes", "no"]) == [False, False, False, False, True, False, False]
