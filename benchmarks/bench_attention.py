@@ -11,7 +11,7 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -155,6 +155,7 @@ def main() -> int:
             seconds, out = timed(fn)
             rates[key].append(n / seconds)
             outputs[key] = out
+            print(f"  {key}: {n / seconds:.2f} tok/s", file=sys.stderr, flush=True)
     bandwidths += gemv_bandwidth()
     same_hf = torch.equal(outputs["llmlab"], outputs["hf"])
     same_aligned = torch.equal(outputs["llmlab"], outputs["hf_aligned"])
@@ -165,6 +166,7 @@ def main() -> int:
     if not args.skip_nocache:
         seconds, out = timed(lambda: kv_cache.generate(w, ids, n, use_cache=False)[0])
         nocache["llmlab"] = n / seconds
+        print(f"  llmlab no cache: {n / seconds:.2f} tok/s", file=sys.stderr, flush=True)
         assert torch.equal(out, outputs["llmlab"]), "no-cache tokens differ from cached tokens"
         seconds, _ = timed(lambda: hf(model, use_cache=False))
         nocache["hf"] = n / seconds
