@@ -209,7 +209,8 @@ def main() -> int:
               f"| llmlab ≥ 60% of the bandwidth roofline | {100 * ratio_roof:.0f}% | {ratio_roof >= 0.6} |"]
     if nocache:
         ratio_cache = best["llmlab"] / nocache["llmlab"]
-        lines.append(f"| cache vs no cache ≥ 4× at {n} new tokens (llmlab) | {ratio_cache:.1f}× | {ratio_cache >= 4} |")
+        lines.append(f"| cache vs no cache ≥ 4× at {n} new tokens (llmlab) | {ratio_cache:.1f}× "
+                     f"| {ratio_cache >= 4} |")
         lines.append(f"| (transformers, same) | {hf_best / nocache['hf']:.1f}× | {hf_best / nocache['hf'] >= 4} |")
     text = "\n".join(lines) + "\n"
     print(text)

@@ -1,4 +1,4 @@
-"""KV cache: a preallocated cache with rollback, prefill and decode, cached and uncached generation, memory arithmetic."""
+"""KV cache: a preallocated cache with rollback, prefill/decode, cached and uncached generation, memory arithmetic."""
 
 from __future__ import annotations
 

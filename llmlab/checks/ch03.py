@@ -44,7 +44,7 @@ def check_attention_weights(attention_weights) -> None:
 
 
 def check_repeat_kv(repeat_kv) -> None:
-    """Exercise 03.3: repeat_kv(x, n_rep) repeats each KV head n_rep times in place: (b, h, s, d) -> (b, h·n_rep, s, d)."""
+    """Exercise 03.3: repeat_kv(x, n_rep) repeats each KV head n_rep times in place: (b, h, s, d) -> (b, h·n, s, d)."""
     with Check("Exercise 03.3 repeat_kv") as c:
         x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)
         for n_rep in [1, 3]:
@@ -58,7 +58,7 @@ def check_repeat_kv(repeat_kv) -> None:
 
 
 def check_cache_append(cache_append) -> None:
-    """Exercise 03.4: cache_append(buffer, length, new) writes new into buffer[:, :, length:] and returns the new length."""
+    """Exercise 03.4: cache_append(buffer, length, new) writes new at buffer[:, :, length:], returns the new length."""
     gen = torch.Generator().manual_seed(4)
     with Check("Exercise 03.4 cache_append") as c:
         buffer = torch.zeros(1, 2, 6, 3)
