@@ -206,7 +206,7 @@ def _valid(constraint, text: str, token: int, index: TokenIndex) -> bool:
 
 
 def choose_token(constraint, text: str, index: TokenIndex, logits: torch.Tensor, processed: torch.Tensor,
-                 greedy: bool, generator: torch.Generator, tries: int = 8) -> int:
+                 greedy: bool, generator: torch.Generator, tries: int = 32) -> int:
     """Pick the next token among those the constraint allows.
 
     Greedy: the most likely allowed token. Sampling: draw from the processed distribution and redraw on a
