@@ -474,9 +474,15 @@ class QuantizedLinear(nn.Module):
 
     def dequantized_weight(self) -> torch.Tensor:
         """The float32 weight (out_features, in_features) these codes represent."""
-        q = unpack_int4(self.qweight) if self.bits == 4 else self.qweight
-        w = dequantize(q, self.scale.float())
-        return w[:, : self.in_features]
+        if self.bits == 4:
+            w = torch.empty(self.out_features, self.qweight.shape[1] * 2)
+            w[:, 0::2] = self.qweight & 0x0F
+            w[:, 1::2] = self.qweight >> 4
+            w.sub_(8)
+        else:
+            w = self.qweight.float()
+        w = w.view(self.out_features, -1, self.group_size).mul_(self.scale.float()[..., None])
+        return w.view(self.out_features, -1)[:, : self.in_features]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x @ W.T + b with W dequantized to x's dtype."""
