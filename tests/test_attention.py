@@ -129,3 +129,11 @@ def test_forward_rejects_bad_ids_and_mask_type(tiny_weights):
         attention.attention_weights(torch.zeros(2, 4), torch.zeros(2, 4), torch.ones(2, 2))
     with pytest.raises(TypeError, match="model must be a transformers LlamaForCausalLM"):
         attention.from_model(object())
+
+
+def test_input_major_keeps_values_and_stores_columns_contiguously():
+    w = torch.arange(12.0).reshape(3, 4)
+    m = attention.input_major(w)
+    assert torch.equal(m, w) and m.stride() == (1, 3)
+    x = torch.randn(2, 4)
+    assert torch.allclose(torch.nn.functional.linear(x, m), x @ w.T)
