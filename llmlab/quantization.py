@@ -441,35 +441,51 @@ def llm_int8_matmul(x: torch.Tensor, w: torch.Tensor, threshold: float = 6.0) ->
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class QuantizedLinear(nn.Module):
-    """A weight-only quantized nn.Linear: absmax int8 or packed int4 codes, fp16 scales per row or per group.
+SCHEMES = ("absmax", "affine")
 
-    The weight is dequantized on every forward (no fused kernel), so it saves memory, not time. Input widths that
-    group_size does not divide are zero-padded to a multiple of it (the padding is counted in the footprint).
+
+class QuantizedLinear(nn.Module):
+    """A weight-only quantized nn.Linear: int8 or packed int4 codes with fp16 scales per row or per group.
+
+    scheme 'absmax' is symmetric, w ≈ q·scale with q in [-(2^(b-1)-1), 2^(b-1)-1]; 'affine' uses all 2^b levels
+    between each group's min and max, w ≈ q·scale + min with an fp16 min per group (GGUF's Q4_1 when b = 4 and the
+    group is 32). The weight is dequantized on every forward (no fused kernel), so it saves memory, not time. Input
+    widths that group_size does not divide are zero-padded to a multiple of it (counted in the footprint).
     """
 
-    def __init__(self, linear: nn.Linear, bits: int = 8, group_size: int | None = None):
+    def __init__(self, linear: nn.Linear, bits: int = 8, group_size: int | None = None, scheme: str = "absmax"):
         super().__init__()
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be a torch.nn.Linear, got {type(linear).__name__}")
         _check_bits(bits, (4, 8))
         if group_size is not None and (not isinstance(group_size, int) or group_size < 1):
             raise ValueError(f"group_size must be None (per row) or a positive int, got {group_size!r}")
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {list(SCHEMES)}, got {scheme!r}")
         weight = linear.weight.detach().float()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.bits = bits
+        self.bits, self.scheme = bits, scheme
         self.group_size = group_size or self.in_features
         pad = (-self.in_features) % self.group_size
         if bits == 4 and (self.in_features + pad) % 2:
             raise ValueError(f"int4 packing needs an even padded input width, got {self.in_features + pad}")
         padded = F.pad(weight, (0, pad))
         groups = padded.reshape(self.out_features, -1, self.group_size)
-        scale = (groups.abs().amax(-1) / (2 ** (bits - 1) - 1)).to(torch.float16)
+        half = 2 ** (bits - 1)
+        if scheme == "absmax":
+            scale = (groups.abs().amax(-1) / (half - 1)).to(torch.float16)
+            low, q_min, q_max = None, -(half - 1), half - 1
+        else:
+            low = groups.amin(-1).to(torch.float16)
+            scale = ((groups.amax(-1) - low.float()) / (2 * half - 1)).to(torch.float16)
+            q_min, q_max = 0, 2 * half - 1
         scale = torch.where(scale == 0, torch.ones_like(scale), scale)
-        q = torch.round(groups / scale.float()[..., None]).clamp(-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1)
-        q = q.to(torch.int8).reshape(self.out_features, -1)
+        shifted = groups if low is None else groups - low.float()[..., None]
+        q = torch.round(shifted / scale.float()[..., None]).clamp(q_min, q_max)
+        q = (q - (0 if low is None else half)).to(torch.int8).reshape(self.out_features, -1)  # stored in int8 range
         self.register_buffer("qweight", pack_int4(q) if bits == 4 else q)
         self.register_buffer("scale", scale)
+        self.register_buffer("low", low)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
 
     def dequantized_weight(self) -> torch.Tensor:
@@ -481,7 +497,11 @@ class QuantizedLinear(nn.Module):
             w.sub_(8)
         else:
             w = self.qweight.float()
-        w = w.view(self.out_features, -1, self.group_size).mul_(self.scale.float()[..., None])
+        w = w.view(self.out_features, -1, self.group_size)
+        if self.low is not None:
+            w.add_(2 ** (self.bits - 1)).mul_(self.scale.float()[..., None]).add_(self.low.float()[..., None])
+        else:
+            w.mul_(self.scale.float()[..., None])
         return w.view(self.out_features, -1)[:, : self.in_features]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -491,11 +511,12 @@ class QuantizedLinear(nn.Module):
 
     def extra_repr(self) -> str:
         """Shape, bits and group size for print(model)."""
-        return f"in={self.in_features}, out={self.out_features}, bits={self.bits}, group_size={self.group_size}"
+        return (f"in={self.in_features}, out={self.out_features}, bits={self.bits}, group_size={self.group_size}, "
+                f"scheme={self.scheme}")
 
 
 def quantize_model(model: nn.Module, bits: int = 8, group_size: int | None = None,
-                   skip: Sequence[str] = ("lm_head",)) -> nn.Module:
+                   skip: Sequence[str] = ("lm_head",), scheme: str = "absmax") -> nn.Module:
     """Replace every nn.Linear (except names ending in `skip`) by a QuantizedLinear, in place; returns model."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -505,7 +526,7 @@ def quantize_model(model: nn.Module, bits: int = 8, group_size: int | None = Non
     for name, linear in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, QuantizedLinear(linear, bits, group_size))
+        setattr(parent, child, QuantizedLinear(linear, bits, group_size, scheme))
     return model
 
 
@@ -675,8 +696,8 @@ def max_weight_difference(a: nn.Module, b: nn.Module) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 
 EVAL_TEXT = Path(__file__).parent / "data" / "ch04_eval_text.txt"
-ROW_NAMES = ("fp32", "bf16", "int8 (own)", "int4 g128 (own)", "int4 g32 (own)", "int8 (bitsandbytes)",
-             "nf4 (bitsandbytes)", "q4_1 (gguf)")
+ROW_NAMES = ("fp32", "bf16", "int8 (own)", "int4 g128 (own)", "int4 g32 (own)", "int4 g128 affine (own)",
+             "int4 g32 affine (own)", "int8 (bitsandbytes)", "nf4 (bitsandbytes)", "q4_1 (gguf)")
 SAMPLE_PROMPT = "Explain in two sentences why the sky is blue."
 
 
@@ -751,6 +772,9 @@ def build_variant(row: str, base, name: str = models.DEFAULT_MODEL, gguf_path: s
         return quantize_model(copy.deepcopy(base), 8), "absmax per row, fp16 scales; lm_head/embeddings fp32"
     if row.startswith("int4"):
         g = 128 if "g128" in row else 32
+        if "affine" in row:
+            return (quantize_model(copy.deepcopy(base), 4, g, scheme="affine"),
+                    f"affine (scale + min) groups of {g}, fp16 scales and mins; embeddings fp32")
         return quantize_model(copy.deepcopy(base), 4, g), f"absmax groups of {g}, fp16 scales; embeddings fp32"
     if row == "int8 (bitsandbytes)":
         return load_bnb(8, name, base.device), "LLM.int8(), threshold 6.0"
@@ -802,7 +826,8 @@ def measure_table(rows: Sequence[str] = ROW_NAMES, text: str | None = None, wind
 
 
 TARGETS = (("int8 (own)", "fp32", 0.02), ("int8 (bitsandbytes)", "fp32", 0.02),
-           ("nf4 (bitsandbytes)", "fp32", 0.10), ("int4 g128 (own)", "fp32", 0.15))
+           ("nf4 (bitsandbytes)", "fp32", 0.10), ("int4 g128 (own)", "fp32", 0.15),
+           ("int4 g128 affine (own)", "fp32", 0.15))
 
 
 def check_targets(rows: Sequence[Row]) -> list[tuple[str, str, bool | None]]:

@@ -300,3 +300,39 @@ def test_measure_table_on_tiny_model(tiny):
     assert rows[0].memory_bytes > rows[1].memory_bytes > rows[2].memory_bytes
     assert all(r.perplexity > 1 and r.tokens_per_second > 0 for r in rows)
     assert abs(rows[1].perplexity / rows[0].perplexity - 1) < 0.01
+
+
+@pytest.mark.parametrize("bits,group_size", [(8, None), (4, 32), (4, 48)])
+def test_affine_quantized_linear_close_to_linear_and_better_than_absmax_on_skewed_weights(bits, group_size):
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 16)
+    with torch.no_grad():
+        linear.weight.copy_(torch.rand(16, 64))  # all positive: absmax wastes the negative half of its levels
+    affine = Q.QuantizedLinear(linear, bits, group_size, scheme="affine")
+    absmax = Q.QuantizedLinear(linear, bits, group_size)
+    err_affine = (affine.dequantized_weight() - linear.weight).abs().max()
+    err_absmax = (absmax.dequantized_weight() - linear.weight).abs().max()
+    assert err_affine < err_absmax / 1.5
+    x = torch.randn(3, 64)
+    assert (affine(x) - linear(x)).abs().max() < (absmax(x) - linear(x)).abs().max()
+
+
+def test_affine_int4_g32_reproduces_q4_1_style_weights_exactly():
+    # GGUF Q4_1: every block of 32 weights is d·q + m with q in 0..15 and fp16 d, m (llama.cpp puts q = 0 at the
+    # block's min and q = 15 at its max). The affine scheme with groups of 32 finds the same grid.
+    gen = torch.Generator().manual_seed(0)
+    d = (torch.rand(8, 4, 1, generator=gen) * 0.01 + 1e-3).half().float()
+    m = (torch.randn(8, 4, 1, generator=gen) * 0.05).half().float()
+    q = torch.randint(0, 16, (8, 4, 32), generator=gen).float()
+    q[..., 0], q[..., 1] = 0, 15
+    linear = nn.Linear(128, 8, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_((d * q + m).reshape(8, 128))
+    affine = Q.QuantizedLinear(linear, 4, 32, scheme="affine")
+    torch.testing.assert_close(affine.dequantized_weight(), linear.weight, atol=1e-6, rtol=0)
+    assert (Q.QuantizedLinear(linear, 4, 32).dequantized_weight() - linear.weight).abs().max() > 1e-3
+
+
+def test_quantized_linear_rejects_unknown_scheme():
+    with pytest.raises(ValueError, match=r"scheme must be one of \['absmax', 'affine'\], got 'nf4'"):
+        Q.QuantizedLinear(nn.Linear(8, 4), 4, scheme="nf4")
