@@ -14,15 +14,18 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 .PHONY: lab test setup fetch exercises check-exercises bench doctor clean
 
-## setup: create .venv and install the pinned packages (again only when constraints.txt or pyproject.toml change)
+## setup: create .venv and install the pinned packages (again only when constraints.txt, pyproject.toml or this Makefile change)
 setup: $(STAMP)
 
-$(STAMP): constraints.txt pyproject.toml
+$(STAMP): constraints.txt pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: llmlab needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]" 2>&1 | grep -v "neither a file nor a directory"; \
 		exit $${PIPESTATUS[0]}
+	@# offline classrooms: no "get notified about Jupyter news?" prompt, no fetch of the news feed
+	@$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyterlab/apputils-extension:announcements \
+		>/dev/null 2>&1
 	@touch $(STAMP)
 
 ## fetch: make sure the model is in $(LLMLAB_HOME) (verifies checksums; downloads only if needed)

@@ -68,3 +68,11 @@ def test_lab_has_the_widget_extension(lab_url):
     with urllib.request.urlopen(f"{lab_url}/lab?token={TOKEN}", timeout=10) as response:
         page = response.read().decode()
     assert "@jupyter-widgets/jupyterlab-manager" in page
+
+
+def test_lab_does_not_ask_about_jupyter_news(lab_url):
+    """make setup disables the announcements plugin: an offline classroom gets no news prompt."""
+    with urllib.request.urlopen(f"{lab_url}/lab?token={TOKEN}", timeout=10) as response:
+        page = response.read().decode()
+    config = json.loads(page.split('id="jupyter-config-data" type="application/json">', 1)[1].split("</script>", 1)[0])
+    assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"]
