@@ -59,7 +59,7 @@ def check_top_p_filter(top_p_filter) -> None:
     with Check("Exercise 02.3 top_p_filter") as c:
         probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
         for p in (0.45, 0.79, 0.81, 1.0):
-            case = f"probabilities {probs.tolist()}, top_p={p}"
+            case = f"probabilities {[round(x, 4) for x in probs.tolist()]}, top_p={p}"
             logits = probs.log()
             _kept(c, c.call(top_p_filter, logits.clone(), p, case=case), sampling.top_p_filter(logits, p), case)
         logits = _logits(3, 12)
@@ -72,7 +72,7 @@ def check_min_p_filter(min_p_filter) -> None:
     with Check("Exercise 02.4 min_p_filter") as c:
         probs = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05])
         for m in (0.1, 0.3, 0.5):
-            case = f"probabilities {probs.tolist()}, min_p={m}"
+            case = f"probabilities {[round(x, 4) for x in probs.tolist()]}, min_p={m}"
             logits = probs.log()
             _kept(c, c.call(min_p_filter, logits.clone(), m, case=case), sampling.min_p_filter(logits, m), case)
         logits = _logits(2, 9)
