@@ -21,3 +21,20 @@ def bar_top_tokens(pairs: Sequence[tuple[str, float]], title: str = "Next-token 
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def bar_values(values: dict[str, float], xlabel: str, title: str = "", reference: float | None = None):
+    """Horizontal bar chart of named values in the given order (first on top), optionally a dashed reference line."""
+    if not values:
+        raise ValueError("values must contain at least one name: value pair, got {}")
+    labels, numbers = list(values)[::-1], list(values.values())[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(values) + 1))
+    bars = ax.barh(labels, numbers, color="tab:blue")
+    ax.bar_label(bars, labels=[f"{v:g}" for v in numbers], padding=3, fontsize=8)
+    if reference is not None:
+        ax.axvline(reference, color="gray", ls="--", lw=1)
+    ax.set_xlim(0, max(numbers) * 1.15)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
