@@ -593,7 +593,7 @@ def load_nf4_base(source: str | Path | None = None, device: str | torch.device |
 
     folder = str(models.model_dir() if source is None else source)
     target = models.device() if device is None else torch.device(device)
-    dtype = torch.bfloat16 if target.type == "cuda" else torch.float32
+    dtype = models.compute_dtype(target)
     model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=nf4_config(dtype), dtype=dtype,
                                                  device_map={"": target})
     return model.eval(), AutoTokenizer.from_pretrained(folder)

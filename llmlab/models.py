@@ -231,6 +231,11 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def compute_dtype(target: torch.device) -> torch.dtype:
+    """The dtype to compute in on a device: bfloat16 on CUDA, float32 elsewhere."""
+    return torch.bfloat16 if target.type == "cuda" else torch.float32
+
+
 def _as_device(value: str | torch.device | None) -> torch.device:
     """A torch.device from a string or device; None means the default from device()."""
     if value is None:

@@ -172,3 +172,9 @@ def test_real_model_cache_verifies_and_matches_registry(real):
     assert manifest["gguf_sha256"] == models.MODELS[models.DEFAULT_MODEL].gguf_sha256
     assert model.config.num_attention_heads == 9 and model.config.num_key_value_heads == 3
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
+
+
+def test_compute_dtype_is_bf16_only_on_cuda():
+    assert models.compute_dtype(torch.device("cuda")) == torch.bfloat16
+    assert models.compute_dtype(torch.device("cpu")) == torch.float32
+    assert models.compute_dtype(torch.device("mps")) == torch.float32
