@@ -14,6 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from llmlab.tokens import pad_token_id
+
 # ---------------------------------------------------------------- the chapter 05 task: order text -> JSON
 
 SYSTEM_PROMPT = "Reply with JSON: item, qty (int), color, city, shipping (standard or express)."
@@ -132,7 +134,7 @@ def train_adapter(model, tokenizer, examples: Sequence[dict], steps: int, batch_
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * (1 - s / steps))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     model.train()
     losses: list[float] = []
     order = torch.randperm(len(encoded), generator=gen).tolist()
@@ -169,7 +171,7 @@ def generate_replies(model, tokenizer, texts: Sequence[str], max_new_tokens: int
                for t in texts]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     replies: list[str] = []
     try:
         for i in range(0, len(prompts), batch_size):

@@ -17,6 +17,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from llmlab.tokens import pad_token_id
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
@@ -334,7 +336,7 @@ def chat(model, tokenizer, messages: str | Sequence[dict], max_new_tokens: int =
     inputs = tokenizer.apply_chat_template(_as_messages(messages), add_generation_prompt=True,
                                            return_tensors="pt", return_dict=True).to(model.device)
     generation.setdefault("do_sample", False)
-    generation.setdefault("pad_token_id", tokenizer.pad_token_id or tokenizer.eos_token_id)
+    generation.setdefault("pad_token_id", pad_token_id(tokenizer))
     out = model.generate(**inputs, max_new_tokens=max_new_tokens, **generation)
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
@@ -361,7 +363,7 @@ def measure_speed(model, tokenizer, prompt: str = "Tell me about the ocean.", ne
         raise ValueError(f"new_tokens must be an int >= 1, got {new_tokens!r}")
     inputs = tokenizer.apply_chat_template(_as_messages(prompt), add_generation_prompt=True,
                                            return_tensors="pt", return_dict=True).to(model.device)
-    settings = dict(do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    settings = dict(do_sample=False, pad_token_id=pad_token_id(tokenizer))
     model.generate(**inputs, max_new_tokens=2, **settings)
     start = time.perf_counter()
     out = model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **settings)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmlab import models
+from llmlab.tokens import pad_token_id
 
 # ---------------------------------------------------------------------------------------------------------------
 # Number formats
@@ -739,7 +740,7 @@ def timed_sample(model, tokenizer, prompt: str = SAMPLE_PROMPT, new_tokens: int 
         raise ValueError(f"new_tokens must be an int >= 1, got {new_tokens!r}")
     inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                            return_tensors="pt", return_dict=True).to(next(model.parameters()).device)
-    settings = dict(do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    settings = dict(do_sample=False, pad_token_id=pad_token_id(tokenizer))
     model.generate(**inputs, max_new_tokens=2, **settings)
     start = time.perf_counter()
     out = model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **settings)

@@ -12,6 +12,16 @@ def count_tokens(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def pad_token_id(tokenizer) -> int:
+    """The id to pad with: the tokenizer's pad token, else its EOS token (a pad id of 0 is kept, not replaced)."""
+    pad = tokenizer.pad_token_id
+    if pad is None:
+        pad = tokenizer.eos_token_id
+    if pad is None:
+        raise ValueError("tokenizer must define a pad_token_id or an eos_token_id, got neither")
+    return int(pad)
+
+
 def next_token_id(logits: torch.Tensor) -> torch.Tensor:
     """Most likely next token for each sequence: argmax of the last position of (batch, seq, vocab) logits."""
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
