@@ -1,0 +1,57 @@
+"""Shared benchmark plumbing: timing, the machine header, and writing results/DATE-DEVICE-NAME.md.
+
+Every benchmark script is cut into measure (returns data) / format (returns markdown) / write (this module).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def timed(fn: Callable, *args, **kwargs) -> tuple[Any, float]:
+    """Call fn(*args, **kwargs); return (its result, wall seconds)."""
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def best_of(fn: Callable, repeats: int = 3) -> tuple[Any, float]:
+    """Call fn() `repeats` times; return (the last result, the fastest wall seconds)."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        out, seconds = timed(fn)
+        best = min(best, seconds)
+    return out, best
+
+
+def device_label(device: torch.device | str | None = None) -> str:
+    """A short name of the device measured on: 'cpu', 'cuda-NVIDIA-H100...' or 'mps'."""
+    d = torch.device(device) if device is not None else torch.device("cpu")
+    if d.type == "cuda" and torch.cuda.is_available():
+        return "cuda-" + torch.cuda.get_device_name(d).replace(" ", "-")
+    return d.type
+
+
+def machine_header(device: torch.device | str | None = None) -> str:
+    """One line naming the machine, device, torch threads and the load average when the run started."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{dt.date.today().isoformat()} · {platform.machine()}, {os.cpu_count()} CPUs, device "
+            f"{device_label(device)}, torch {torch.__version__} with {torch.get_num_threads()} threads · "
+            f"load average {load} (a busy machine makes every speed lower)")
+
+
+def write_result(name: str, report: str, device: torch.device | str | None = None) -> Path:
+    """Write a markdown report to benchmarks/results/DATE-DEVICE-NAME.md; returns the path."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{dt.date.today().isoformat()}-{device_label(device)}-{name}.md"
+    out.write_text(report.rstrip() + "\n")
+    return out
