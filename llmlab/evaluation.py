@@ -7,11 +7,7 @@ from typing import Sequence
 
 import torch
 
-
-def _check_text(text: str) -> None:
-    """Reject non-strings and empty strings."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"text must be a non-empty str, got {text!r}")
+from llmlab import validate as V
 
 
 @torch.inference_mode()
@@ -28,7 +24,7 @@ def token_logprobs(model, input_ids: torch.Tensor) -> torch.Tensor:
 
 def text_logprobs(model, tokenizer, text: str, context: str = "") -> tuple[list[str], torch.Tensor]:
     """Tokens of `text` and their logprobs given `context` (without context the first token is not scored)."""
-    _check_text(text)
+    V.text("text", text)
     if not isinstance(context, str):
         raise TypeError(f"context must be a str, got {type(context).__name__}")
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
@@ -53,6 +49,20 @@ def perplexity_from_logprobs(logprobs: Sequence[float] | torch.Tensor) -> float:
     return math.exp(-sum(values) / len(values))
 
 
-def perplexity(model, tokenizer, text: str) -> float:
-    """Perplexity of the model on `text` (its first token is context, the rest are scored)."""
-    return perplexity_from_logprobs(text_logprobs(model, tokenizer, text)[1])
+@torch.inference_mode()
+def perplexity(model, tokenizer, text: str, window: int = 512, max_tokens: int | None = None) -> float:
+    """exp(mean negative logprob) of `text`'s tokens, scored in independent windows of `window` tokens.
+
+    The first token of each window is context only. A text shorter than `window` is one window: its first
+    token is context and every later token is scored. `max_tokens` keeps only the first tokens of the text.
+    """
+    V.text("text", text)
+    V.integer("window", window, low=2)
+    if max_tokens is not None:
+        V.integer("max_tokens", max_tokens, low=2)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens]
+    if len(ids) < 2:
+        raise ValueError(f"text must have at least 2 tokens, got {len(ids)} for {text!r:.40}")
+    chunks = [ids[start:start + window] for start in range(0, len(ids), window)]
+    scored = [token_logprobs(model, torch.tensor([chunk])) for chunk in chunks if len(chunk) >= 2]
+    return perplexity_from_logprobs(torch.cat(scored))

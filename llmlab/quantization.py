@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmlab import models
+from llmlab.evaluation import perplexity
 from llmlab.tokens import pad_token_id
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -705,32 +706,6 @@ SAMPLE_PROMPT = "Explain in two sentences why the sky is blue."
 def eval_text() -> str:
     """The chapter's evaluation text (original prose written for llmlab)."""
     return EVAL_TEXT.read_text(encoding="utf-8")
-
-
-@torch.inference_mode()
-def perplexity(model, tokenizer, text: str, window: int = 512, max_tokens: int | None = None) -> float:
-    """exp(mean next-token loss) over `text` cut into independent windows of `window` tokens."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"text must be a non-empty str, got {text!r:.40}")
-    if not isinstance(window, int) or window < 2:
-        raise ValueError(f"window must be an int >= 2, got {window!r}")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 2):
-        raise ValueError(f"max_tokens must be None or an int >= 2, got {max_tokens!r}")
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
-    if max_tokens is not None:
-        ids = ids[:max_tokens]
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for start in range(0, ids.numel(), window):
-        chunk = ids[start:start + window]
-        if chunk.numel() < 2:
-            break
-        logits = model(chunk[None].to(device)).logits[0, :-1].float()
-        total += F.cross_entropy(logits, chunk[1:].to(device), reduction="sum").item()
-        count += chunk.numel() - 1
-    if count == 0:
-        raise ValueError("text must have at least 2 tokens")
-    return math.exp(total / count)
 
 
 @torch.inference_mode()

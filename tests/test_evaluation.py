@@ -50,3 +50,18 @@ def test_bad_input(tiny):
         evaluation.perplexity(model, tokenizer, "a")
     with pytest.raises(ValueError, match=r"logprobs must hold at least one value, got \[\]"):
         evaluation.perplexity_from_logprobs([])
+
+
+def test_windowed_perplexity_scores_each_window_after_its_first_token(tiny):
+    model, tokenizer = tiny
+    text = "The cat sat on the mat and went to sleep. " * 3
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    whole = evaluation.perplexity(model, tokenizer, text)
+    lps = torch.cat([evaluation.token_logprobs(model, torch.tensor([ids[s:s + 20]])) for s in range(0, len(ids), 20)
+                     if len(ids[s:s + 20]) >= 2])
+    assert evaluation.perplexity(model, tokenizer, text, window=20) == pytest.approx(
+        evaluation.perplexity_from_logprobs(lps))
+    assert whole == pytest.approx(evaluation.perplexity_from_logprobs(evaluation.token_logprobs(
+        model, torch.tensor([ids]))))
+    assert evaluation.perplexity(model, tokenizer, text, max_tokens=10) == pytest.approx(
+        evaluation.perplexity_from_logprobs(evaluation.token_logprobs(model, torch.tensor([ids[:10]]))))

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from llmlab import quantization as Q
+from llmlab import evaluation, quantization as Q
 
 
 # --- number formats -----------------------------------------------------------------------------------------------
@@ -251,22 +251,22 @@ def test_memory_footprint_counts_tied_weights_once(tiny):
 def test_perplexity_and_timed_sample_on_tiny(tiny):
     model, tok = tiny
     text = Q.eval_text()[:400]
-    ppl = Q.perplexity(model, tok, text, window=64, max_tokens=200)
+    ppl = evaluation.perplexity(model, tok, text, window=64, max_tokens=200)
     assert 50 < ppl < 1000  # a random model over 259 byte tokens: near-uniform guesses
     sample, speed = Q.timed_sample(model, tok, "hi", new_tokens=3)
     assert isinstance(sample, str) and speed > 0
-    with pytest.raises(ValueError, match="window must be an int >= 2"):
-        Q.perplexity(model, tok, text, window=1)
+    with pytest.raises(ValueError, match=r"window must be an int in \[2, inf\), got 1"):
+        evaluation.perplexity(model, tok, text, window=1)
     with pytest.raises(ValueError, match="text must be a non-empty str"):
-        Q.perplexity(model, tok, "  ")
+        evaluation.perplexity(model, tok, "  ")
 
 
 def test_eval_text_has_5000_tokens_and_int8_keeps_perplexity(real):
     model, tok = real
     text = Q.eval_text()
     assert len(tok(text, add_special_tokens=False)["input_ids"]) >= 5000
-    fp32 = Q.perplexity(model, tok, text, window=256, max_tokens=256)
-    int8 = Q.perplexity(Q.quantize_model(copy.deepcopy(model), 8), tok, text, window=256, max_tokens=256)
+    fp32 = evaluation.perplexity(model, tok, text, window=256, max_tokens=256)
+    int8 = evaluation.perplexity(Q.quantize_model(copy.deepcopy(model), 8), tok, text, window=256, max_tokens=256)
     assert 5 < fp32 < 100
     assert abs(int8 / fp32 - 1) < 0.02
 
