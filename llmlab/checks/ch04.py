@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from llmlab import memory
 from llmlab import quantization as Q
 from llmlab.checks import Check
 
@@ -88,4 +89,5 @@ def check_model_memory_gb(model_memory_gb) -> None:
         for args in [(7e9, 16), (7e9, 8), (70e9, 1.58), (135e6, 32), (8e9, 4, 32), (8e9, 4, 128, 32)]:
             case = f"model_memory_gb{args}"
             got = c.call(model_memory_gb, *args, case=case)
-            c.close(got, Q.model_memory_gb(*args), case=case, rtol=1e-6)
+            n_params, bits, *rest = args
+            c.close(got, memory.weights_gb(n_params / 1e9, bits, *rest), case=case, rtol=1e-6)
