@@ -11,25 +11,21 @@ benchmarks/results/YYYY-MM-DD-<gpu>-lora.md. The CPU LoRA run itself is benchmar
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import re
-import time
-from pathlib import Path
 
 import torch
+from common import machine_header, timed, write_result
 
-from llmlab import lora, models
-
-ROOT = Path(__file__).resolve().parents[1]
+from llmlab import lora, memory, models
+from llmlab.tasks import orders
 
 
 def memory_table() -> str:
     """Markdown table of training memory (GB, before activations) for full, LoRA and QLoRA."""
     rows = ["| model | method | weights | gradients | optimizer | total |", "|---|---|---|---|---|---|"]
     for params in [0.135, 7, 13, 70]:
-        for method in lora.METHODS:
-            p = lora.training_memory_gb(params, method, bits=16, trainable_billion=params * 0.005)
+        for method in memory.METHODS:
+            p = memory.training_memory_gb(params, method, bits=16, trainable_billion=params * 0.005)
             rows.append(f"| {params:g}B | {method} | {p['weights']:.2f} | {p['gradients']:.2f} | "
                         f"{p['optimizer']:.2f} | {p['total']:.2f} |")
     return "\n".join(rows)
@@ -42,18 +38,17 @@ def qlora_run(steps: int, batch_size: int, lr: float, n_test: int) -> str:
     torch.cuda.reset_peak_memory_stats(dev)
     base, tok = lora.load_nf4_base(device=dev)
     load_peak = torch.cuda.max_memory_allocated(dev)
-    test = lora.load_orders("test")[:n_test]
+    test = orders.load_orders("test")[:n_test]
     texts, targets = [e["text"] for e in test], [e["target"] for e in test]
-    em_before = lora.exact_match(lora.generate_replies(base, tok, texts), targets)
+    em_before = orders.exact_match(orders.generate_replies(base, tok, texts), targets)
     model = lora.qlora_model(base)
     trainable, _ = lora.count_parameters(model)
     torch.cuda.reset_peak_memory_stats(dev)
-    log = lora.train_adapter(model, tok, lora.load_orders("train"), steps=steps, batch_size=batch_size, lr=lr,
+    log = orders.train_adapter(model, tok, orders.load_orders("train"), steps=steps, batch_size=batch_size, lr=lr,
                              log_every=25)
     train_peak = torch.cuda.max_memory_allocated(dev)
-    em_after = lora.exact_match(lora.generate_replies(model, tok, texts), targets)
-    name = torch.cuda.get_device_name(dev)
-    return f"""# QLoRA finetune of SmolLM2-135M-Instruct on {name} ({dt.date.today().isoformat()})
+    em_after = orders.exact_match(orders.generate_replies(model, tok, texts), targets)
+    return f"""# QLoRA finetune of SmolLM2-135M-Instruct — {machine_header(dev)}
 
 Script: `python benchmarks/bench_lora.py --steps {steps} --batch-size {batch_size}`; base in 4-bit NF4 with double
 quantization and bf16 compute (bitsandbytes), LoRA config as in benchmarks/train_lora.py ({trainable:,} trainable).
@@ -86,13 +81,9 @@ def main() -> None:
     if models.device().type != "cuda":
         print("QLoRA GPU run skipped: no CUDA device (bitsandbytes 4-bit training is measured on an NVIDIA GPU).")
         return
-    t0 = time.perf_counter()
-    report = qlora_run(args.steps, args.batch_size, args.lr, args.n_test)
-    slug = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(models.device()).lower()).strip("-")
-    out = ROOT / "benchmarks" / "results" / f"{dt.date.today().isoformat()}-{slug}-lora.md"
-    out.write_text(report)
+    report, seconds = timed(qlora_run, args.steps, args.batch_size, args.lr, args.n_test)
     print(report)
-    print(f"wrote {out} ({time.perf_counter() - t0:.0f} s)")
+    print(f"wrote {write_result('lora', report, models.device())} ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":

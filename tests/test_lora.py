@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmlab import lora, models
+import llmlab
+from llmlab import fixtures, lora
 from llmlab.data import ch05_make_orders
+from llmlab.tasks import orders
 
 TARGETS = ["q_proj", "v_proj", "down_proj"]
 
 
 def tiny_with_random_lora(r: int = 4, alpha: float = 8, seed: int = 1):
     """The tiny model with from-scratch LoRA on TARGETS and a non-zero B (as if trained)."""
-    model = models.tiny_model()
+    model = fixtures.tiny_model()
     lora.inject_lora(model, TARGETS, r=r, alpha=alpha)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -70,9 +72,9 @@ def test_bad_lora_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         lora.LoRALinear(torch.nn.Linear(4, 4), **kwargs)
     with pytest.raises(ValueError, match=message):
-        lora.inject_lora(models.tiny_model(), ["q_proj"], **kwargs)
+        lora.inject_lora(fixtures.tiny_model(), ["q_proj"], **kwargs)
     with pytest.raises(ValueError, match=message):
-        lora.order_lora_config(**{"alpha" if k == "alpha" else k: v for k, v in kwargs.items()})
+        orders.order_lora_config(**{"alpha" if k == "alpha" else k: v for k, v in kwargs.items()})
 
 
 def test_lora_linear_rejects_non_linear_base():
@@ -84,7 +86,7 @@ def test_lora_linear_rejects_non_linear_base():
 
 
 def test_inject_lora_wraps_named_modules_and_counts_parameters():
-    model = models.tiny_model()
+    model = fixtures.tiny_model()
     _, total_before = lora.count_parameters(model)
     wrapped = lora.inject_lora(model, ["q_proj", "v_proj"], r=4, alpha=8)
     assert wrapped == ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
@@ -93,19 +95,19 @@ def test_inject_lora_wraps_named_modules_and_counts_parameters():
     # q_proj: 64 -> 64, v_proj: 64 -> 32 (2 kv heads of 16); two layers
     assert trainable == 2 * (4 * (64 + 64) + 4 * (64 + 32))
     assert total == total_before + trainable
-    torch.testing.assert_close(model(IDS).logits, models.tiny_model()(IDS).logits)  # B = 0: unchanged
+    torch.testing.assert_close(model(IDS).logits, fixtures.tiny_model()(IDS).logits)  # B = 0: unchanged
 
 
 def test_inject_lora_unknown_target_lists_available_names():
     with pytest.raises(ValueError, match=r"\['qproj'\] not found. Available: \['down_proj', 'gate_proj', "
                                          r"'k_proj', 'lm_head', 'o_proj', 'q_proj', 'up_proj', 'v_proj'\]"):
-        lora.inject_lora(models.tiny_model(), ["q_proj", "qproj"])
+        lora.inject_lora(fixtures.tiny_model(), ["q_proj", "qproj"])
     with pytest.raises(ValueError, match="target_modules must be a non-empty list"):
-        lora.inject_lora(models.tiny_model(), "q_proj")
+        lora.inject_lora(fixtures.tiny_model(), "q_proj")
 
 
 def test_count_parameters_counts_tied_weights_once_and_checks_type():
-    model = models.tiny_model()
+    model = fixtures.tiny_model()
     assert lora.count_parameters(model)[1] == sum(p.numel() for p in model.parameters())
     assert model.lm_head.weight is model.model.embed_tokens.weight
     with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
@@ -140,7 +142,7 @@ def test_from_scratch_lora_matches_peft_with_the_same_a_and_b():
     from peft import LoraConfig, get_peft_model
 
     ours = tiny_with_random_lora(r=4, alpha=8)
-    theirs = get_peft_model(models.tiny_model(), LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+    theirs = get_peft_model(fixtures.tiny_model(), LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
                                                              target_modules=TARGETS)).eval()
     assert lora.copy_lora_into_peft(ours, theirs) == 6
     assert lora.count_parameters(ours)[0] == lora.count_parameters(theirs)[0]
@@ -158,7 +160,7 @@ def test_from_scratch_lora_matches_peft_with_the_same_a_and_b():
 def test_copy_into_peft_needs_matching_layers():
     from peft import LoraConfig, get_peft_model
 
-    theirs = get_peft_model(models.tiny_model(), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"]))
+    theirs = get_peft_model(fixtures.tiny_model(), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"]))
     with pytest.raises(ValueError, match="peft_model must have a LoRA layer named 'model.layers.0.self_attn.v_proj'"):
         lora.copy_lora_into_peft(tiny_with_random_lora(), theirs)
 
@@ -189,7 +191,7 @@ def test_one_matrix_update_changes_only_that_matrix_and_restores_it(tiny):
     tok = tiny[1]
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    examples = lora.load_orders("train")[:4]
+    examples = orders.load_orders("train")[:4]
     delta = lora.one_matrix_update(model, tok, examples, "model.layers.1.self_attn.o_proj", steps=2, batch_size=2,
                                    lr=1e-2)
     assert delta.shape == (64, 64) and delta.abs().max() > 0
@@ -197,58 +199,6 @@ def test_one_matrix_update_changes_only_that_matrix_and_restores_it(tiny):
         assert torch.equal(p, before[n]) and p.requires_grad == flags[n]
     with pytest.raises(ValueError, match="module must name an nn.Linear of the model, got 'model.layers.1'"):
         lora.one_matrix_update(model, tok, examples, "model.layers.1")
-
-
-# ---------------------------------------------------------------- memory arithmetic
-
-
-def test_memory_arithmetic_reproduces_the_book():
-    assert lora.weights_gb(13, 16) == pytest.approx(26.0)
-    assert lora.inference_memory_gb(13, 16) == pytest.approx(31.2)
-    parts = lora.training_memory_gb(7, "full", bits=16)
-    assert parts["weights"] == pytest.approx(14.0)
-    assert parts["gradients"] + parts["optimizer"] == pytest.approx(42.0)
-    assert parts["total"] == pytest.approx(56.0)
-    assert lora.lora_param_count(12288, 12288, r=2, n_matrices=4 * 96) == 18_874_368
-    assert lora.lora_param_count(4096, 4096, r=8) == 65_536
-    merged, adapters = lora.multi_tenant_params(4096, 4096, r=8, customers=100)
-    assert round(merged / 1e9, 2) == 1.68 and round(adapters / 1e6, 1) == 23.3
-
-
-def test_lora_and_qlora_memory_are_far_smaller():
-    full = lora.training_memory_gb(7, "full")["total"]
-    lo = lora.training_memory_gb(7, "lora", trainable_billion=0.02)
-    q = lora.training_memory_gb(7, "qlora", trainable_billion=0.02)
-    assert lo["weights"] == pytest.approx(14.04) and lo["gradients"] == pytest.approx(0.04)
-    assert lo["optimizer"] == pytest.approx(0.16)
-    assert q["weights"] == pytest.approx(7 * 4.126953125 / 8 + 0.04)
-    assert q["total"] < lo["total"] < full / 3
-    assert lora.nf4_bits_per_param(double_quant=False) == 4.5
-    assert lora.training_memory_gb(7, activations_gb=3.0)["total"] == pytest.approx(59.0)
-
-
-def test_activation_memory_formula():
-    # GPT-3 175B-like layer: s=2048, h=12288, a=96, one sequence: 34*s*h + 5*a*s^2 bytes per layer
-    per_layer = lora.activation_memory_gb(1, 12288, 96, 2048)
-    assert per_layer == pytest.approx((34 * 2048 * 12288 + 5 * 96 * 2048 ** 2) / 1e9)
-    expected = 2 * 8 * 3 * 64 * (34 + 5 * 4 * 8 / 64) / 1e9
-    assert lora.activation_memory_gb(2, 64, 4, 8, batch=3) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("call,message", [
-    (lambda: lora.weights_gb(0), r"params_billion must be a number > 0, got 0"),
-    (lambda: lora.inference_memory_gb(7, overhead=0.5), r"overhead must be a number >= 1, got 0.5"),
-    (lambda: lora.training_memory_gb(7, method="adapter"), r"method must be one of \['full', 'lora', 'qlora'\]"),
-    (lambda: lora.training_memory_gb(7, optimizer_states=-1), "optimizer_states must be an int >= 0, got -1"),
-    (lambda: lora.training_memory_gb(7, trainable_billion=-1), "trainable_billion must be a number >= 0, got -1"),
-    (lambda: lora.lora_param_count(4096, 4096, 0), "r must be an int >= 1, got 0"),
-    (lambda: lora.multi_tenant_params(8, 8, 2, 0), "customers must be an int >= 1, got 0"),
-    (lambda: lora.activation_memory_gb(0, 8, 2, 4), "num_layers must be an int >= 1, got 0"),
-    (lambda: lora.nf4_bits_per_param(block=0), "block must be an int >= 1, got 0"),
-])
-def test_memory_functions_reject_bad_input(call, message):
-    with pytest.raises(ValueError, match=message):
-        call()
 
 
 # ---------------------------------------------------------------- merging
@@ -317,47 +267,47 @@ def test_dare_drops_and_rescales():
 
 def test_shipped_orders_come_from_the_seeded_generator():
     train, test = ch05_make_orders.make_orders()
-    assert lora.load_orders("train") == train and lora.load_orders("test") == test
+    assert orders.load_orders("train") == train and orders.load_orders("test") == test
     assert len(train) == 800 and len(test) == 120
     assert not {e["text"] for e in train} & {e["text"] for e in test}
     assert set(train[0]["target"]) == {"item", "qty", "color", "city", "shipping"}
     with pytest.raises(ValueError, match=r"split must be one of \['train', 'test'\], got 'dev'"):
-        lora.load_orders("dev")
+        orders.load_orders("dev")
 
 
 def test_parse_json_object_and_exact_match():
     target = {"item": "mug", "qty": 2, "color": "red", "city": "Oslo", "shipping": "express"}
     good = "Sure: " + json.dumps(target) + " done"
-    assert lora.parse_json_object(good) == target
-    assert lora.parse_json_object("no json here") is None
-    assert lora.parse_json_object("{not: json}") is None
+    assert orders.parse_json_object(good) == target
+    assert orders.parse_json_object("no json here") is None
+    assert orders.parse_json_object("{not: json}") is None
     wrong_type = json.dumps({**target, "qty": "2"})
-    assert lora.exact_match([good, wrong_type, "x", json.dumps(target)], [target] * 4) == 0.5
+    assert orders.exact_match([good, wrong_type, "x", json.dumps(target)], [target] * 4) == 0.5
     with pytest.raises(ValueError, match="replies and targets must be non-empty and of equal length, got 1 and 2"):
-        lora.exact_match(["a"], [target, target])
+        orders.exact_match(["a"], [target, target])
 
 
 def test_encode_and_collate_mask_the_prompt(tiny):
     tok = tiny[1]
-    example = lora.load_orders("test")[0]
-    enc = lora.encode_training_example(tok, example["text"], example["target"])
+    example = orders.load_orders("test")[0]
+    enc = orders.encode_training_example(tok, example["text"], example["target"])
     answer = [t for t in enc["labels"] if t != -100]
-    assert tok.decode(answer) == lora.target_json(example["target"]) + "<|im_end|>"
+    assert tok.decode(answer) == orders.target_json(example["target"]) + "<|im_end|>"
     assert enc["labels"][:len(enc["labels"]) - len(answer)] == [-100] * (len(enc["labels"]) - len(answer))
-    batch = lora.collate([enc, {"input_ids": [5, 6], "labels": [-100, 6]}], pad_id=0)
+    batch = orders.collate([enc, {"input_ids": [5, 6], "labels": [-100, 6]}], pad_id=0)
     assert batch["input_ids"].shape == (2, len(enc["input_ids"]))
     assert batch["attention_mask"][1].tolist() == [1, 1] + [0] * (len(enc["input_ids"]) - 2)
     assert (batch["labels"][1, 2:] == -100).all()
     with pytest.raises(ValueError, match="batch must contain at least one example"):
-        lora.collate([], 0)
+        orders.collate([], 0)
 
 
 def test_answer_loss_equals_the_model_loss(tiny):
     model, tok = tiny
-    examples = lora.load_orders("test")[:3]
-    batch = lora.collate([lora.encode_training_example(tok, e["text"], e["target"]) for e in examples], 0)
+    examples = orders.load_orders("test")[:3]
+    batch = orders.collate([orders.encode_training_example(tok, e["text"], e["target"]) for e in examples], 0)
     with torch.no_grad():
-        assert lora.answer_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
+        assert orders.answer_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
 
 
 def test_train_adapter_lowers_the_loss_and_only_trains_lora(tiny):
@@ -365,47 +315,47 @@ def test_train_adapter_lowers_the_loss_and_only_trains_lora(tiny):
 
     model = get_peft_model(copy.deepcopy(tiny[0]), LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS))
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
-    examples = lora.load_orders("train")[:4]
-    log = lora.train_adapter(model, tiny[1], examples, steps=12, batch_size=4, lr=1e-2)
+    examples = orders.load_orders("train")[:4]
+    log = orders.train_adapter(model, tiny[1], examples, steps=12, batch_size=4, lr=1e-2)
     assert len(log.losses) == 12 and log.seconds > 0
     assert log.losses[-1] < log.losses[0]
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
     with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
-        lora.train_adapter(model, tiny[1], examples, steps=0)
+        orders.train_adapter(model, tiny[1], examples, steps=0)
     with pytest.raises(ValueError, match="model has no trainable parameters"):
-        lora.train_adapter(models.tiny_model().requires_grad_(False), tiny[1], examples, steps=1)
+        orders.train_adapter(fixtures.tiny_model().requires_grad_(False), tiny[1], examples, steps=1)
 
 
 def test_generate_replies_returns_one_string_per_text(tiny):
     model, tok = tiny
-    texts = [e["text"] for e in lora.load_orders("test")[:3]]
-    replies = lora.generate_replies(model, tok, texts, max_new_tokens=4, batch_size=2)
+    texts = [e["text"] for e in orders.load_orders("test")[:3]]
+    replies = orders.generate_replies(model, tok, texts, max_new_tokens=4, batch_size=2)
     assert len(replies) == 3 and all(isinstance(r, str) for r in replies)
     assert tok.padding_side == "right"
     with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1, got 0"):
-        lora.generate_replies(model, tok, texts, max_new_tokens=0)
+        orders.generate_replies(model, tok, texts, max_new_tokens=0)
 
 
 def test_order_lora_config_on_the_real_model_trains_under_one_percent(real):
     from peft import get_peft_model
 
-    model = get_peft_model(copy.deepcopy(real[0]), lora.order_lora_config())
+    model = get_peft_model(copy.deepcopy(real[0]), orders.order_lora_config())
     trainable, total = lora.count_parameters(model)
     assert 0 < trainable / total <= 0.01
     with pytest.raises(ValueError, match=r"last_layers must be an int in \[1, 30\], got 31"):
-        lora.order_lora_config(last_layers=31)
+        orders.order_lora_config(last_layers=31)
 
 
 def test_shipped_adapter_is_small_and_reloads(real):
     from peft import PeftModel
 
-    folder = Path(lora.__file__).parent / "data" / "ch05_adapter"
+    folder = Path(llmlab.__file__).parent / "data" / "ch05_adapter"
     weights = folder / "adapter_model.safetensors"
     assert weights.stat().st_size < 5e6
     model = PeftModel.from_pretrained(copy.deepcopy(real[0]), folder).eval()
-    example = lora.load_orders("test")[0]
-    reply = lora.generate_replies(model, real[1], [example["text"]])[0]
-    assert lora.parse_json_object(reply) is not None
+    example = orders.load_orders("test")[0]
+    reply = orders.generate_replies(model, real[1], [example["text"]])[0]
+    assert orders.parse_json_object(reply) is not None
 
 
 def test_nf4_config():
@@ -429,3 +379,14 @@ def test_qlora_path_on_the_tiny_model_runs_on_cpu(tmp_path, tiny):
     ids = IDS[:1]
     model(ids, labels=ids).loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_lora_parameter_counts():
+    assert lora.lora_param_count(12288, 12288, r=2, n_matrices=4 * 96) == 18_874_368
+    assert lora.lora_param_count(4096, 4096, r=8) == 65_536
+    merged, adapters = lora.multi_tenant_params(4096, 4096, r=8, customers=100)
+    assert round(merged / 1e9, 2) == 1.68 and round(adapters / 1e6, 1) == 23.3
+    with pytest.raises(ValueError, match="r must be an int >= 1, got 0"):
+        lora.lora_param_count(4096, 4096, 0)
+    with pytest.raises(ValueError, match="customers must be an int >= 1, got 0"):
+        lora.multi_tenant_params(8, 8, 2, 0)

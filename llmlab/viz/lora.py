@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from llmlab import lora
+from llmlab import lora, memory
 
 PARTS = ("weights", "gradients", "optimizer", "activations")
 
@@ -18,8 +18,8 @@ def memory_by_method(params_billion: float, bits: float = 16, lora_share: float 
     if isinstance(lora_share, bool) or not isinstance(lora_share, (int, float)) or not 0 < lora_share <= 1:
         raise ValueError(f"lora_share must be in (0, 1], got {lora_share!r}")
     trainable = params_billion * lora_share
-    return {method: lora.training_memory_gb(params_billion, method, bits=bits, trainable_billion=trainable,
-                                            activations_gb=activations_gb) for method in lora.METHODS}
+    return {method: memory.training_memory_gb(params_billion, method, bits=bits, trainable_billion=trainable,
+                                            activations_gb=activations_gb) for method in memory.METHODS}
 
 
 def plot_memory(params_billion: float = 7.0, bits: float = 16, lora_share: float = 0.005,
