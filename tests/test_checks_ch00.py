@@ -2,7 +2,7 @@
 
 from checks_harness import CheckCase, make_tests
 
-from llmlab import models, tokens
+from llmlab import fixtures, tokens
 from llmlab.checks import ch00
 
 
@@ -28,7 +28,7 @@ def argmax_probabilities_as_float(logits):
 
 CASES = [
     CheckCase(ch00.check_count_tokens, tokens.count_tokens, [count_words, count_characters, count_encoding_keys],
-              args=(models.tiny_tokenizer(),)),
+              args=(fixtures.tiny_tokenizer(),)),
     CheckCase(ch00.check_next_token_id, tokens.next_token_id, [argmax_first_position, argmax_probabilities_as_float]),
 ]
 

