@@ -8,13 +8,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llmlab import validate as V
 
-def _check_tensor(name: str, x, dims: int) -> None:
-    """Raise TypeError/ValueError unless x is a floating tensor with `dims` dimensions."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != dims:
-        raise ValueError(f"{name} must be a {dims}-d tensor, got shape {tuple(x.shape)}")
+
+def _validate_tensor(name: str, x, dims: int) -> None:
+    """Raise TypeError/ValueError unless x is a tensor with `dims` dimensions."""
+    V.tensor(name, x, dims=dims, allow_empty=True)
 
 
 def causal_mask(seq_len: int, past_len: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
@@ -60,7 +59,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     """Grouped-query attention: repeat each of (batch, kv_heads, seq, d)'s heads n_rep times, in place order."""
-    _check_tensor("x", x, 4)
+    _validate_tensor("x", x, 4)
     if not isinstance(n_rep, int) or n_rep < 1:
         raise ValueError(f"n_rep must be an int >= 1, got {n_rep!r}")
     if n_rep == 1:
@@ -92,7 +91,7 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate (batch, heads, seq, head_dim) queries or keys by their positions' angles."""
-    _check_tensor("x", x, 4)
+    _validate_tensor("x", x, 4)
     if tuple(cos.shape) != (x.shape[2], x.shape[3]) or cos.shape != sin.shape:
         raise ValueError(f"cos and sin must have shape (seq, head_dim) = {(x.shape[2], x.shape[3])}, "
                          f"got {tuple(cos.shape)} and {tuple(sin.shape)}")
@@ -218,7 +217,7 @@ def load_weights(state_dict: dict[str, torch.Tensor], config, max_positions: int
 
 
 def from_model(model, max_positions: int | None = None) -> LlamaWeights:
-    """LlamaWeights taken from a loaded transformers Llama model (models.load() or models.tiny_model())."""
+    """LlamaWeights taken from a loaded transformers Llama model (models.load() or fixtures.tiny_model())."""
     if not hasattr(model, "state_dict") or not hasattr(model, "config"):
         raise TypeError(f"model must be a transformers LlamaForCausalLM, got {type(model).__name__}")
     return load_weights(model.state_dict(), model.config, max_positions)
@@ -231,7 +230,7 @@ def attention_block(w: LlamaWeights, layer: Layer, index: int, x: torch.Tensor, 
     hq, hk, d = w.num_heads, w.num_kv_heads, w.head_dim
     qkv = F.linear(x, layer.wqkv).view(b, s, hq + 2 * hk, d).transpose(1, 2)
     cos, sin = w.cos[start:start + s], w.sin[start:start + s]
-    qk = qkv[:, :hq + hk] * cos + rotate_half(qkv[:, :hq + hk]) * sin
+    qk = apply_rope(qkv[:, :hq + hk], cos, sin)  # queries and keys rotated together in one call
     q, k, v = qk[:, :hq], qk[:, hq:], qkv[:, hq + hk:]
     if cache is not None:
         k, v = cache.append(index, k, v)
@@ -267,8 +266,9 @@ def forward(w: LlamaWeights, ids: torch.Tensor, cache=None, attention_maps: list
         if attention_maps is not None:
             attention_maps.append(probs)
         x = x + a
-        gate, up = F.linear(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate_up).chunk(2, dim=-1)
-        x = x + F.linear(F.silu(gate) * up, layer.wdown)
+        inner = w.intermediate_size
+        x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate_up[:inner], layer.wgate_up[inner:],
+                           layer.wdown)
     return F.linear(rms_norm(x, w.final_norm, w.eps), w.lm_head)
 
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 
+from llmlab import validate as V
 from llmlab.attention import LlamaWeights, forward
+from llmlab.memory import LLAMA_PRESETS, KVShape, kv_cache_bytes, kv_savings  # noqa: F401 - the memory arithmetic lives in memory.py
 
 
 def _positive_int(name: str, value, low: int = 1) -> int:
-    """Return value if it is an int >= low, else raise ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return value
+    """Return value if it is an int >= low, else raise an error naming it."""
+    return V.integer(name, value, low=low)
 
 
 class KVCache:
@@ -119,66 +118,6 @@ def generate(w: LlamaWeights, ids: torch.Tensor, max_new_tokens: int, use_cache:
         else:
             logits = forward(w, torch.cat([ids, out[:, :i + 1]], dim=1))[:, -1]
     return out
-
-
-@dataclass(frozen=True)
-class KVShape:
-    """A model's KV-cache-relevant sizes (from the book's Llama table or a config)."""
-
-    name: str
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-
-
-LLAMA_PRESETS: dict[str, KVShape] = {
-    # layers, query heads, KV heads, head dim from the published model configs (hidden = heads × head_dim)
-    "Llama 2 7B": KVShape("Llama 2 7B", 32, 32, 32, 128),
-    "Llama 2 13B": KVShape("Llama 2 13B", 40, 40, 40, 128),
-    "Llama 2 70B": KVShape("Llama 2 70B", 80, 64, 8, 128),
-    "Llama 3 8B": KVShape("Llama 3 8B", 32, 32, 8, 128),
-    "Llama 3 70B": KVShape("Llama 3 70B", 80, 64, 8, 128),
-    "Llama 3 405B": KVShape("Llama 3 405B", 126, 128, 8, 128),
-    "SmolLM2-135M": KVShape("SmolLM2-135M", 30, 9, 3, 64),
-}
-
-
-def kv_cache_bytes(batch: int, seq_len: int, layers: int, kv_heads: int, head_dim: int, bytes_per_value: float,
-                   window: int | None = None, layers_per_kv: int = 1) -> int:
-    """KV cache size: 2 (K and V) × batch × tokens kept × layers with their own KV × kv_heads × head_dim × bytes.
-
-    `window` keeps only the last `window` tokens (sliding-window attention); `layers_per_kv` > 1 shares one KV
-    cache between that many adjacent layers (cross-layer sharing).
-    """
-    for pname, value in [("batch", batch), ("seq_len", seq_len), ("layers", layers), ("kv_heads", kv_heads),
-                         ("head_dim", head_dim), ("layers_per_kv", layers_per_kv)]:
-        _positive_int(pname, value)
-    if isinstance(bytes_per_value, bool) or not isinstance(bytes_per_value, (int, float)) or bytes_per_value <= 0:
-        raise ValueError(f"bytes_per_value must be a positive number (2 for fp16, 0.5 for int4), "
-                         f"got {bytes_per_value!r}")
-    if window is not None:
-        _positive_int("window", window)
-    kept = seq_len if window is None else min(seq_len, window)
-    kv_layers = -(-layers // layers_per_kv)
-    return round(2 * batch * kept * kv_layers * kv_heads * head_dim * bytes_per_value)
-
-
-def kv_savings(shape: KVShape, batch: int, seq_len: int, bytes_per_value: float = 2, window: int = 4096,
-               layers_per_kv: int = 2) -> dict[str, int]:
-    """KV bytes for a model under full multi-head attention, its own GQA, MQA, a sliding window and layer sharing."""
-    if not isinstance(shape, KVShape):
-        raise TypeError(f"shape must be a KVShape (see LLAMA_PRESETS), got {type(shape).__name__}")
-    base = dict(batch=batch, seq_len=seq_len, layers=shape.layers, head_dim=shape.head_dim,
-                bytes_per_value=bytes_per_value)
-    return {
-        "MHA (every head its own KV)": kv_cache_bytes(kv_heads=shape.heads, **base),
-        f"as built ({shape.kv_heads} KV heads)": kv_cache_bytes(kv_heads=shape.kv_heads, **base),
-        "MQA (1 KV head)": kv_cache_bytes(kv_heads=1, **base),
-        f"as built + window {window}": kv_cache_bytes(kv_heads=shape.kv_heads, window=window, **base),
-        f"as built + KV shared by {layers_per_kv} layers": kv_cache_bytes(kv_heads=shape.kv_heads,
-                                                                          layers_per_kv=layers_per_kv, **base),
-    }
 
 
 @torch.inference_mode()

@@ -10,12 +10,14 @@ from typing import Callable, Hashable, Iterator, Sequence
 
 import torch
 
+from llmlab import validate as V
+
 NEG_INF = float("-inf")
 
 
 # ---------------------------------------------------------------- argument checks
 
-def _check_logits(logits: torch.Tensor) -> None:
+def _validate_logits(logits: torch.Tensor) -> None:
     """Reject anything that is not a floating tensor with a vocabulary axis last."""
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor of shape (..., vocab), got {type(logits).__name__}")
@@ -31,7 +33,7 @@ def _number(name: str, value) -> float:
     return float(value)
 
 
-def check_temperature(temperature: float) -> float:
+def validate_temperature(temperature: float) -> float:
     """Validate a temperature: a number >= 0 (0 means greedy)."""
     value = _number("temperature", temperature)
     if not value >= 0 or math.isinf(value):
@@ -39,7 +41,7 @@ def check_temperature(temperature: float) -> float:
     return value
 
 
-def check_top_k(top_k: int) -> int:
+def validate_top_k(top_k: int) -> int:
     """Validate top_k: an int >= 0 (0 means no top-k filtering)."""
     if isinstance(top_k, bool) or not isinstance(top_k, int):
         raise ValueError(f"top_k must be an int in [0, inf) (0 means off), got {type(top_k).__name__} {top_k!r}")
@@ -48,7 +50,7 @@ def check_top_k(top_k: int) -> int:
     return top_k
 
 
-def check_top_p(top_p: float) -> float:
+def validate_top_p(top_p: float) -> float:
     """Validate top_p: a number in (0, 1] (1 means no nucleus filtering)."""
     value = _number("top_p", top_p)
     if not 0 < value <= 1:
@@ -56,7 +58,7 @@ def check_top_p(top_p: float) -> float:
     return value
 
 
-def check_min_p(min_p: float) -> float:
+def validate_min_p(min_p: float) -> float:
     """Validate min_p: a number in [0, 1] (0 means no min-p filtering)."""
     value = _number("min_p", min_p)
     if not 0 <= value <= 1:
@@ -64,7 +66,7 @@ def check_min_p(min_p: float) -> float:
     return value
 
 
-def check_penalty(penalty: float) -> float:
+def validate_penalty(penalty: float) -> float:
     """Validate a repetition penalty: a number > 0 (1 means no penalty)."""
     value = _number("penalty", penalty)
     if not value > 0 or math.isinf(value):
@@ -73,18 +75,20 @@ def check_penalty(penalty: float) -> float:
 
 
 def _positive_int(name: str, value: int) -> int:
-    """An int >= 1, else ValueError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int in [1, inf), got {value!r}")
-    return value
+    """An int >= 1, else an error naming the parameter."""
+    return V.positive_int(name, value)
 
 
 # ---------------------------------------------------------------- logits processors (pure, batched)
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Logits divided by the temperature; temperature 0 keeps only the argmax (greedy)."""
-    _check_logits(logits)
-    t = check_temperature(temperature)
+    _validate_logits(logits)
+    return _temperature(logits, validate_temperature(temperature))
+
+
+def _temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
+    """apply_temperature's maths on already-validated arguments (the per-token path)."""
     if t == 0:
         keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.argmax(-1, keepdim=True), True)
         return logits.masked_fill(~keep, NEG_INF)
@@ -98,8 +102,12 @@ def softmax_with_temperature(logits: torch.Tensor, temperature: float) -> torch.
 
 def top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
     """Logits with everything below the k-th largest set to -inf (ties kept); top_k=0 keeps all."""
-    _check_logits(logits)
-    k = check_top_k(top_k)
+    _validate_logits(logits)
+    return _top_k(logits, validate_top_k(top_k))
+
+
+def _top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """top_k_filter's maths on already-validated arguments."""
     if k == 0 or k >= logits.shape[-1]:
         return logits.clone()
     kth = logits.topk(k, dim=-1).values[..., -1:]
@@ -108,8 +116,12 @@ def top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Logits outside the nucleus (smallest most-likely set with probability >= top_p) set to -inf."""
-    _check_logits(logits)
-    p = check_top_p(top_p)
+    _validate_logits(logits)
+    return _top_p(logits, validate_top_p(top_p))
+
+
+def _top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """top_p_filter's maths on already-validated arguments."""
     if p == 1:
         return logits.clone()
     sorted_logits, order = logits.sort(dim=-1, descending=True)
@@ -123,8 +135,12 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
     """Logits of tokens less likely than min_p times the top token's probability set to -inf."""
-    _check_logits(logits)
-    m = check_min_p(min_p)
+    _validate_logits(logits)
+    return _min_p(logits, validate_min_p(min_p))
+
+
+def _min_p(logits: torch.Tensor, m: float) -> torch.Tensor:
+    """min_p_filter's maths on already-validated arguments."""
     if m == 0:
         return logits.clone()
     probs = logits.softmax(dim=-1)
@@ -135,8 +151,8 @@ def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
 
 def repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, penalty: float) -> torch.Tensor:
     """Logits of tokens already in input_ids made less likely: positive ones divided, negative ones multiplied."""
-    _check_logits(logits)
-    value = check_penalty(penalty)
+    _validate_logits(logits)
+    value = validate_penalty(penalty)
     if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32) \
             or input_ids.dim() != logits.dim() or input_ids.shape[:-1] != logits.shape[:-1]:
         raise ValueError(f"input_ids must be an integer tensor with the same leading shape as logits "
@@ -158,11 +174,11 @@ class SamplingSettings:
     repetition_penalty: float = 1.0
 
     def __post_init__(self):
-        check_temperature(self.temperature)
-        check_top_k(self.top_k)
-        check_top_p(self.top_p)
-        check_min_p(self.min_p)
-        check_penalty(self.repetition_penalty)
+        validate_temperature(self.temperature)
+        validate_top_k(self.top_k)
+        validate_top_p(self.top_p)
+        validate_min_p(self.min_p)
+        validate_penalty(self.repetition_penalty)
 
     @property
     def greedy(self) -> bool:
@@ -172,7 +188,11 @@ class SamplingSettings:
 
 def process_logits(logits: torch.Tensor, settings: SamplingSettings,
                    input_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """Apply repetition penalty, temperature, top-k, top-p and min-p in that order (transformers' order)."""
+    """Apply repetition penalty, temperature, top-k, top-p and min-p in that order (transformers' order).
+
+    The order matters: temperature reshapes the distribution first, so top-p and min-p measure probability
+    mass after it; top-k before top-p caps how many tokens the nucleus can hold.
+    """
     if not isinstance(settings, SamplingSettings):
         raise TypeError(f"settings must be a SamplingSettings, got {type(settings).__name__}")
     out = logits
@@ -180,16 +200,17 @@ def process_logits(logits: torch.Tensor, settings: SamplingSettings,
         if input_ids is None:
             raise ValueError("input_ids must be given when repetition_penalty != 1, got None")
         out = repetition_penalty(out, input_ids, settings.repetition_penalty)
-    out = apply_temperature(out, settings.temperature)
-    out = top_k_filter(out, settings.top_k)
-    out = top_p_filter(out, settings.top_p)
-    return min_p_filter(out, settings.min_p)
+    # settings were validated when the SamplingSettings was made: the per-token path skips re-checking them
+    out = _temperature(out, settings.temperature)
+    out = _top_k(out, settings.top_k)
+    out = _top_p(out, settings.top_p)
+    return _min_p(out, settings.min_p)
 
 
 def sampling_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                           min_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """For 1-d logits: the final sampling probabilities and the boolean mask of kept tokens."""
-    _check_logits(logits)
+    _validate_logits(logits)
     if logits.dim() != 1:
         raise ValueError(f"logits must be 1-d (vocab,), got shape {tuple(logits.shape)}")
     processed = process_logits(logits.float(), SamplingSettings(temperature, top_k, top_p, min_p))
@@ -221,7 +242,7 @@ class Beam:
     score: float
 
 
-def _check_ids(input_ids: torch.Tensor) -> None:
+def _validate_ids(input_ids: torch.Tensor) -> None:
     """Prompt ids must be a (1, seq) integer tensor."""
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.shape[0] != 1 \
             or input_ids.shape[1] < 1 or input_ids.is_floating_point():
@@ -256,7 +277,7 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
     choose(new_token_ids, raw_logits, processed_logits, generator) -> token id replaces the default pick
     (argmax or a draw from the processed distribution); structured output uses it.
     """
-    _check_ids(input_ids)
+    _validate_ids(input_ids)
     _positive_int("max_new_tokens", max_new_tokens)
     _positive_int("num_samples", num_samples)
     if not isinstance(settings, SamplingSettings):
@@ -324,7 +345,7 @@ def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
            settings: SamplingSettings = SamplingSettings(temperature=0), seed: int = 0,
            eos_token_id: int | Sequence[int] | None = None) -> Iterator[StreamedToken]:
     """Yield tokens one at a time as they are generated (text is the newly decodable part)."""
-    _check_ids(input_ids)
+    _validate_ids(input_ids)
     _positive_int("max_new_tokens", max_new_tokens)
     eos = _eos_ids(model, eos_token_id)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -356,7 +377,7 @@ def beam_search(model, input_ids: torch.Tensor, num_beams: int, max_new_tokens: 
     Follows transformers' rules: keep 2*num_beams candidates per step, finish a beam when it emits EOS or reaches
     max_new_tokens, and stop once no running beam can beat the worst of num_beams finished ones.
     """
-    _check_ids(input_ids)
+    _validate_ids(input_ids)
     _positive_int("num_beams", num_beams)
     _positive_int("max_new_tokens", max_new_tokens)
     lp = _number("length_penalty", length_penalty)
@@ -497,7 +518,7 @@ def accuracy_vs_n(answers: Sequence[Sequence], gold: Sequence, ns: Sequence[int]
 
 def probabilities_vs_temperature(logits: torch.Tensor, temperatures: Sequence[float]) -> torch.Tensor:
     """softmax(logits / T) for each temperature: a (len(temperatures), vocab) tensor."""
-    _check_logits(logits)
+    _validate_logits(logits)
     if logits.dim() != 1:
         raise ValueError(f"logits must be 1-d (vocab,), got shape {tuple(logits.shape)}")
     return torch.stack([softmax_with_temperature(logits.float(), t) for t in temperatures])
