@@ -37,9 +37,10 @@ lab: fetch
 	$(PY) -m llmlab doctor || true
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) notebooks/00_setup_and_tour.ipynb $(LAB_ARGS)
 
-## test: set up, then run everything (unit tests, notebooks, exercise sync, check-can-fail tests)
+## test: set up, then run everything (lint, exercise sync, unit tests, notebooks, check-can-fail tests)
 test: fetch
 	$(PY) -m llmlab build-exercises --check
+	$(VENV)/bin/ruff check .
 	LLMLAB_BLOCK_NETWORK=1 $(PY) -m pytest tests notebooks solutions --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=300 -p no:cacheprovider $(PYTEST_ARGS)
 

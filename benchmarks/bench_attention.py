@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import os
-import platform
 import sys
-import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import machine_header, write_result
+from common import timed as common_timed
 
 from llmlab import attention, kv_cache, models
 
 PROMPT = "Tell me about the ocean."
-RESULTS = Path(__file__).parent / "results"
 
 
 class GrowingCache:
@@ -59,10 +55,9 @@ def generate_growing(w, ids, n):
 
 
 def timed(fn):
-    """(seconds, result) of one call."""
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+    """(seconds, result) of one call (this script's order; common.timed returns (result, seconds))."""
+    result, seconds = common_timed(fn)
+    return seconds, result
 
 
 def gemv_bandwidth(mb: int = 512, repeats: int = 5) -> list[float]:
@@ -123,28 +118,16 @@ def spread(values: list[float]) -> str:
 
 
 @torch.inference_mode()
-def main() -> int:
-    """Run every measurement, print the markdown table, write it to benchmarks/results/."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each cached generator")
-    parser.add_argument("--skip-nocache", action="store_true", help="skip the slow no-cache runs")
-    parser.add_argument("--skip-bf16", action="store_true", help="skip the bf16 runs")
-    parser.add_argument("--out", type=Path, default=None, help="results file (default: dated, in results/)")
-    args = parser.parse_args()
-    if args.new_tokens < 1 or args.repeats < 1:
-        parser.error(f"--new-tokens and --repeats must be >= 1, got {args.new_tokens} and {args.repeats}")
-    n = args.new_tokens
+def measure(n: int, repeats: int, nocache_runs: bool, bf16_runs: bool) -> dict:
+    """Every measurement of the table, side by side in one process; returns the raw numbers."""
     model, tokenizer = models.load(device="cpu")
     model.generation_config.eos_token_id = None  # exactly n tokens from both, no early stop
     ids = tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True,
                                         return_tensors="pt", return_dict=True)["input_ids"]
     # the prompt contains <|im_end|> (id 2), which is also the pad id: without an explicit mask generate would
     # mask those positions out
-    mask = torch.ones_like(ids)
+    settings = dict(attention_mask=torch.ones_like(ids), do_sample=False, pad_token_id=tokenizer.pad_token_id)
     w = attention.from_model(model)
-    weight_bytes = w.nbytes()
-    settings = dict(attention_mask=mask, do_sample=False, pad_token_id=tokenizer.pad_token_id)
 
     def hf(m, use_cache=True, tokens=n):
         return m.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, use_cache=use_cache,
@@ -159,9 +142,8 @@ def main() -> int:
 
     hf(model, tokens=2), hf(aligned, tokens=2), kv_cache.generate(w, ids, 2), generate_growing(w, ids, 2)
     rates: dict[str, list[float]] = {k: [] for k in ["hf", "hf_aligned", "llmlab", "llmlab_growing"]}
-    outputs = {}
-    bandwidths: list[float] = []
-    for _ in range(args.repeats):  # interleaved so that contention from other users hits all of them alike
+    outputs, bandwidths = {}, []
+    for _ in range(repeats):  # interleaved so that contention from other users hits all of them alike
         bandwidths += gemv_bandwidth()
         for key, fn in [("hf", lambda: hf(model)), ("hf_aligned", lambda: hf(aligned)),
                         ("llmlab", lambda: kv_cache.generate(w, ids, n)[0]),
@@ -171,45 +153,41 @@ def main() -> int:
             outputs[key] = out
             print(f"  {key}: {n / seconds:.2f} tok/s", file=sys.stderr, flush=True)
     bandwidths += gemv_bandwidth()
-    same_hf = torch.equal(outputs["llmlab"], outputs["hf"])
-    same_aligned = torch.equal(outputs["llmlab"], outputs["hf_aligned"])
-    assert same_aligned, "llmlab's greedy tokens differ from transformers' (aligned weights)"
-    sep_ms, fused_ms = projection_microbench(w)
-
-    nocache = {}
-    if not args.skip_nocache:
+    res = dict(n=n, repeats=repeats, prompt_tokens=ids.shape[1], rates=rates, bandwidths=bandwidths,
+               weight_bytes=w.nbytes(), same_hf=torch.equal(outputs["llmlab"], outputs["hf"]),
+               same_aligned=torch.equal(outputs["llmlab"], outputs["hf_aligned"]),
+               projections=projection_microbench(w), nocache={}, bf16={})
+    assert res["same_aligned"], "llmlab's greedy tokens differ from transformers' (aligned weights)"
+    if nocache_runs:
         seconds, out = timed(lambda: kv_cache.generate(w, ids, n, use_cache=False)[0])
-        nocache["llmlab"] = n / seconds
-        print(f"  llmlab no cache: {n / seconds:.2f} tok/s", file=sys.stderr, flush=True)
+        res["nocache"]["llmlab"] = n / seconds
         assert torch.equal(out, outputs["llmlab"]), "no-cache tokens differ from cached tokens"
-        seconds, _ = timed(lambda: hf(model, use_cache=False))
-        nocache["hf"] = n / seconds
-
-    bf16 = {}
-    if not args.skip_bf16:  # half the bytes per token; the tokens may drift from fp32's, so they are compared
+        res["nocache"]["hf"] = n / timed(lambda: hf(model, use_cache=False))[0]
+    if bf16_runs:  # half the bytes per token; the tokens may drift from fp32's, so they are compared
         model16 = copy.deepcopy(aligned).to(torch.bfloat16)
         w16 = attention.from_model(model16)
         hf(model16, tokens=2), kv_cache.generate(w16, ids, 2)
         for key, fn in [("hf", lambda: hf(model16)), ("llmlab", lambda: kv_cache.generate(w16, ids, n)[0])]:
             seconds, out = timed(fn)
-            bf16[key] = (n / seconds, leading_matches(out, outputs["llmlab"]))
-            print(f"  {key} bf16: {n / seconds:.2f} tok/s", file=sys.stderr, flush=True)
+            res["bf16"][key] = (n / seconds, leading_matches(out, outputs["llmlab"]))
+    return res
 
-    bw = max(bandwidths)
-    roofline = bw * 1e9 / weight_bytes
+
+def report(res: dict) -> str:
+    """The markdown results: measurements, then targets."""
+    n, rates, nocache, bf16 = res["n"], res["rates"], res["nocache"], res["bf16"]
+    bw = max(res["bandwidths"])
+    roofline = bw * 1e9 / res["weight_bytes"]
     best = {k: max(v) for k, v in rates.items()}
     hf_best = max(best["hf"], best["hf_aligned"])
-    ratio_hf = best["llmlab"] / hf_best
-    ratio_roof = best["llmlab"] / roofline
-    load = os.getloadavg()
+    ratio_hf, ratio_roof = best["llmlab"] / hf_best, best["llmlab"] / roofline
+    sep_ms, fused_ms = res["projections"]
     lines = [
-        f"# Chapter 03 benchmark: attention and the KV cache ({datetime.date.today().isoformat()}, cpu)",
+        f"# Chapter 03 benchmark: attention and the KV cache — {machine_header('cpu')}",
         "",
-        f"SmolLM2-135M-Instruct fp32, greedy, prompt {PROMPT!r} in the chat template ({ids.shape[1]} tokens), "
-        f"{n} new tokens, EOS disabled. {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads. "
-        f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min; a "
-        f"loaded machine slows every row). Every tok/s is the best of {args.repeats} interleaved runs, range in brackets.",
+        f"SmolLM2-135M-Instruct fp32, greedy, prompt {PROMPT!r} in the chat template ({res['prompt_tokens']} "
+        f"tokens), {n} new tokens, EOS disabled. Every tok/s is the best of {res['repeats']} interleaved runs, "
+        "range in brackets.",
         "",
         "| measurement | value |",
         "|---|---|",
@@ -217,17 +195,16 @@ def main() -> int:
         f"| transformers `generate`, cached, aligned weight copies, tok/s | {spread(rates['hf_aligned'])} |",
         f"| llmlab cached greedy (static cache, fused input-major projections), tok/s | {spread(rates['llmlab'])} |",
         f"| llmlab with a growing torch.cat cache instead, tok/s | {spread(rates['llmlab_growing'])} |",
-        f"| llmlab tokens identical to transformers' (as loaded / aligned) | {same_hf} / {same_aligned} |",
-        f"| gemv memory bandwidth, 512 MB fp32 matrix, faster of two layouts, GB/s | {spread(bandwidths)} |",
-        f"| weights read per token, MB | {weight_bytes / 1e6:.0f} |",
+        f"| llmlab tokens identical to transformers' (as loaded / aligned) | {res['same_hf']} / "
+        f"{res['same_aligned']} |",
+        f"| gemv memory bandwidth, 512 MB fp32 matrix, faster of two layouts, GB/s | {spread(res['bandwidths'])} |",
+        f"| weights read per token, MB | {res['weight_bytes'] / 1e6:.0f} |",
         f"| bandwidth roofline (bandwidth / weight bytes), tok/s | {roofline:.1f} |",
         f"| q/k/v + gate/up projections, 30 layers, separate vs fused, ms/token | {sep_ms:.2f} vs {fused_ms:.2f} |",
     ]
     if nocache:
-        lines += [
-            f"| transformers `generate`, no cache, tok/s | {nocache['hf']:.2f} |",
-            f"| llmlab, no cache, tok/s | {nocache['llmlab']:.2f} |",
-        ]
+        lines += [f"| transformers `generate`, no cache, tok/s | {nocache['hf']:.2f} |",
+                  f"| llmlab, no cache, tok/s | {nocache['llmlab']:.2f} |"]
     if bf16:
         lines += [
             f"| transformers `generate`, bf16 weights, tok/s (tokens equal to fp32's before the first difference) "
@@ -239,19 +216,30 @@ def main() -> int:
               f"| llmlab ≥ 60% of the bandwidth roofline | {100 * ratio_roof:.0f}% | {ratio_roof >= 0.6} |"]
     if nocache:
         ratio_cache = best["llmlab"] / nocache["llmlab"]
-        lines.append(f"| cache vs no cache ≥ 4× at {n} new tokens (llmlab) | {ratio_cache:.1f}× "
-                     f"| {ratio_cache >= 4} |")
+        lines.append(f"| cache vs no cache ≥ 4× at {n} new tokens (llmlab) | {ratio_cache:.1f}× | {ratio_cache >= 4} |")
         lines.append(f"| (transformers, same) | {hf_best / nocache['hf']:.1f}× | {hf_best / nocache['hf'] >= 4} |")
     if bf16:
         ratio16 = bf16["llmlab"][0] / hf_best
         lines.append(f"| (llmlab bf16 ≥ 1.3× transformers fp32; tokens not identical, so it does not count) "
                      f"| {ratio16:.2f}× | — |")
-    text = "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    """Parse arguments, measure, print the table and write it to benchmarks/results/."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each cached generator")
+    parser.add_argument("--skip-nocache", action="store_true", help="skip the slow no-cache runs")
+    parser.add_argument("--skip-bf16", action="store_true", help="skip the bf16 runs")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write a results file")
+    args = parser.parse_args()
+    if args.new_tokens < 1 or args.repeats < 1:
+        parser.error(f"--new-tokens and --repeats must be >= 1, got {args.new_tokens} and {args.repeats}")
+    text = report(measure(args.new_tokens, args.repeats, not args.skip_nocache, not args.skip_bf16))
     print(text)
-    out = args.out or RESULTS / f"{datetime.date.today().isoformat()}-cpu-attention.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}")
+    if not args.no_write:
+        print(f"wrote {write_result('attention', text, 'cpu')}", file=sys.stderr)
     return 0
 
 

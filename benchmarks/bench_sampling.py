@@ -7,14 +7,12 @@ benchmarks/results/YYYY-MM-DD-<device>-sampling.md. Pass --n to change the numbe
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import time
-from pathlib import Path
+
+from common import machine_header, timed, write_result
 
 from llmlab import models, sampling, structured, tokens
 from llmlab.sampling import SamplingSettings
 
-RESULTS = Path(__file__).parent / "results"
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"},
                                            "city": {"enum": ["Paris", "London", "Tokyo"]}}}
 TASKS = {
@@ -27,37 +25,47 @@ TASKS = {
 }
 
 
-def main() -> None:
-    """Measure and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=50)
-    args = parser.parse_args()
+def measure(n: int) -> tuple[list[tuple], str]:
+    """Valid rates of free vs constrained sampling per task: rows (task, free, lenient, forced, seconds), device."""
     model, tokenizer = models.load()
     settings = SamplingSettings(temperature=1.0)
-    lines = [f"Structured output, SmolLM2-135M-Instruct on {model.device}, {args.n} samples at T=1.0 per cell",
-             "", "| task | prompt only: valid | prompt only: lenient | constrained: valid | constrained time |",
-             "|---|---|---|---|---|"]
+    rows = []
     for name, (prompt, constraint, budget) in TASKS.items():
         ids = tokens.encode_prompt(tokenizer, prompt)
         free = [tokenizer.decode(g.token_ids, skip_special_tokens=True).strip()
-                for g in sampling.decode(model, ids, budget, settings, num_samples=args.n, seed=0)]
+                for g in sampling.decode(model, ids, budget, settings, num_samples=n, seed=0)]
         lenient = [structured.first_json_object(f) if name == "JSON schema" else f.split()[0].strip(".,") if f
                    else f for f in free]
-        start = time.perf_counter()
-        forced = structured.generate(model, tokenizer, ids, constraint, budget, settings, num_samples=args.n, seed=0)
-        seconds = time.perf_counter() - start
+        forced, seconds = timed(structured.generate, model, tokenizer, ids, constraint, budget, settings,
+                                num_samples=n, seed=0)
         if name == "JSON schema":
             assert all(structured.validate_json(o, SCHEMA) for o in forced)
-        lines.append(f"| {name} | {structured.valid_rate(free, constraint):.0%} | "
-                     f"{structured.valid_rate(lenient, constraint):.0%} | "
-                     f"{structured.valid_rate(forced, constraint):.0%} | {seconds:.1f} s |")
+        rows.append((name, structured.valid_rate(free, constraint), structured.valid_rate(lenient, constraint),
+                     structured.valid_rate(forced, constraint), seconds))
+    return rows, model.device
+
+
+def report(rows: list[tuple], n: int, device) -> str:
+    """The markdown table."""
+    lines = [f"# Structured output — {machine_header(device)}", "",
+             f"SmolLM2-135M-Instruct, {n} samples at T=1.0 per cell", "",
+             "| task | prompt only: valid | prompt only: lenient | constrained: valid | constrained time |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {name} | {free:.0%} | {lenient:.0%} | {forced:.0%} | {seconds:.1f} s |"
+              for name, free, lenient, forced, seconds in rows]
     lines += ["", "lenient: first word (choice, regex) or first {...} block (JSON) of the free reply."]
-    table = "\n".join(lines)
-    print(table)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{dt.date.today().isoformat()}-{model.device.type}-sampling.md"
-    out.write_text(table + "\n")
-    print(f"wrote {out}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Measure, print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=50)
+    args = parser.parse_args()
+    rows, device = measure(args.n)
+    text = report(rows, args.n, device)
+    print(text)
+    print(f"wrote {write_result('sampling', text, device)}")
 
 
 if __name__ == "__main__":
