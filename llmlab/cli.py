@@ -1,4 +1,4 @@
-"""Command line: python -m llmlab doctor | fetch | build-exercises | start | bench."""
+"""Command line: python -m llmlab doctor | fetch | build-exercises | start | bench | progress."""
 
 from __future__ import annotations
 
@@ -119,6 +119,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_progress(args: argparse.Namespace) -> int:
+    """Run the learner's workspace notebooks (copies) and print which exercises pass, or JSON with --json."""
+    import json
+
+    from llmlab import progress
+
+    try:
+        results = progress.collect(args.workspace, cell_timeout=args.timeout, chapters=args.chapters)
+    except progress.NoWorkspace as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(progress.as_json(results), indent=1, ensure_ascii=False))
+    else:
+        print("\n".join(progress.summary_lines(results)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for python -m llmlab."""
     parser = argparse.ArgumentParser(prog="python -m llmlab", description=__doc__)
@@ -139,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the benchmarks in benchmarks/")
     p.add_argument("name", nargs="?", help="run only benchmarks whose file name contains this")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("progress", help="run your workspace/ notebooks (copies) and list the exercises that pass")
+    p.add_argument("chapters", nargs="*", help="only these chapters, e.g. 02 03 (default: all in workspace/)")
+    p.add_argument("--json", action="store_true", help="print JSON (for instructors collecting results)")
+    p.add_argument("--timeout", type=float, default=120, help="seconds one cell may run (default 120)")
+    p.add_argument("--workspace", type=Path, default=None, help="the folder to read (default: ./workspace)")
+    p.set_defaults(func=cmd_progress)
     return parser
 
 
