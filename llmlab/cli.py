@@ -78,6 +78,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_build_exercises(args: argparse.Namespace) -> int:
     """Write exercises/ from solutions/, or with --check only report what is out of date."""
+    if args.nbgrader:
+        written = exercises.write_nbgrader_course(args.nbgrader)
+        print(f"wrote {len(written)} nbgrader source notebook(s) under {args.nbgrader}/source/ "
+              f"(then: cd {args.nbgrader} && nbgrader generate_assignment chNN)")
+        return 0
     stale = exercises.build_all(check=args.check)
     if args.check:
         if stale:
@@ -150,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fetch)
     p = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
     p.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")
+    p.add_argument("--nbgrader", type=Path, metavar="COURSE",
+                   help="instead, write nbgrader source notebooks into COURSE/source/chNN/ (for nbgrader users)")
     p.set_defaults(func=cmd_build_exercises)
     p = sub.add_parser("start", help="copy chapter NN's exercises into workspace/ (never overwrites)")
     p.add_argument("chapter", help="two-digit chapter number, e.g. 02")

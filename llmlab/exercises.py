@@ -116,3 +116,65 @@ def start(chapter: str | int, root: Path | None = None) -> tuple[Path, bool]:
     except FileExistsError:
         return dst, False
     return dst, True
+
+
+_CHECK_CALL = re.compile(r"^ch\d\d\.check_\w+\(")
+
+
+def _nbgrader_meta(grade_id: str, solution: bool, grade: bool, points: int = 0) -> dict:
+    """nbgrader's cell metadata (schema 3) for one cell."""
+    meta = {"schema_version": 3, "grade_id": grade_id, "solution": solution, "grade": grade,
+            "locked": not solution, "task": False}
+    if grade:
+        meta["points"] = points
+    return meta
+
+
+def nbgrader_source(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
+    """The solutions notebook as an nbgrader *source* notebook, with the same solution regions.
+
+    A code cell holding a solution is split where its first top-level `chNN.check_...(` call starts: the part
+    before is an autograded answer cell (nbgrader removes the same BEGIN/END SOLUTION regions build-exercises
+    removes), the check and what follows it is a locked autograder-tests cell worth 1 point, so the kit's own
+    checks give the marks. A markdown answer becomes a manually graded answer (1 point); other cells are read-only.
+    """
+    out = nbformat.reads(nbformat.writes(nb), as_version=4)
+    cells, exercise, n = [], f"{chapter}_0", 0
+    for cell in out.cells:
+        if cell.cell_type == "markdown" and (m := _HEADING.search(cell.source)):
+            exercise = f"{m.group(1)}_{m.group(2)}"  # grade ids allow letters, digits, _ and - only
+        n += 1
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        if not has_solution(cell.source):
+            cell.metadata["nbgrader"] = _nbgrader_meta(f"cell-{n}", solution=False, grade=False)
+            cells.append(cell)
+            continue
+        if cell.cell_type == "markdown":
+            cell.metadata["nbgrader"] = _nbgrader_meta(f"ex-{exercise}-written", True, True, 1)
+            cells.append(cell)
+            continue
+        lines = cell.source.splitlines()
+        split = next((i for i, line in enumerate(lines) if _CHECK_CALL.match(line)), len(lines))
+        cell.source = "\n".join(lines[:split]).rstrip()
+        cell.metadata["nbgrader"] = _nbgrader_meta(f"ex-{exercise}-answer", solution=True, grade=False)
+        cells.append(cell)
+        if split < len(lines):
+            check = nbformat.v4.new_code_cell("\n".join(lines[split:]).strip())
+            check.metadata["nbgrader"] = _nbgrader_meta(f"ex-{exercise}-check", False, True, 1)
+            cells.append(check)
+    out.cells = cells
+    return out
+
+
+def write_nbgrader_course(course: Path, root: Path | None = None, assignment_prefix: str = "ch") -> list[Path]:
+    """Write every solutions notebook as nbgrader source (course/source/chNN/NN_*.ipynb); returns the paths."""
+    root = root or project_root()
+    written = []
+    for src in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        chapter = src.name[:2]
+        dst = Path(course) / "source" / f"{assignment_prefix}{chapter}" / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nbgrader_source(nbformat.read(src, as_version=4), chapter), dst)
+        written.append(dst)
+    return written
