@@ -111,10 +111,10 @@ def test_cache_matches_what_the_formula_says(tw):
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: kv_cache.kv_cache_bytes(-1, 10, 1, 1, 1, 2), r"batch must be an int >= 1, got -1"),
+    (lambda: kv_cache.kv_cache_bytes(-1, 10, 1, 1, 1, 2), r"batch must be an int in \[1, inf\), got -1"),
     (lambda: kv_cache.kv_cache_bytes(1, 10, 1, 1, 1, 0), r"bytes_per_value must be a positive number"),
-    (lambda: kv_cache.kv_cache_bytes(1, 10, 1, 1, 1, 2, window=0), r"window must be an int >= 1, got 0"),
-    (lambda: kv_cache.KVCache(1, 1, 1, 4, capacity=-5), r"capacity must be an int >= 1, got -5"),
+    (lambda: kv_cache.kv_cache_bytes(1, 10, 1, 1, 1, 2, window=0), r"window must be an int in \[1, inf\), got 0"),
+    (lambda: kv_cache.KVCache(1, 1, 1, 4, capacity=-5), r"capacity must be an int in \[1, inf\), got -5"),
     (lambda: kv_cache.kv_savings("Llama", 1, 1), r"shape must be a KVShape"),
 ])
 def test_bad_sizes_raise(call, match):
@@ -136,7 +136,7 @@ def test_cache_rejects_overflow_bad_shapes_and_bad_truncate():
 
 def test_generate_rejects_bad_arguments(tw):
     _, w = tw
-    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="max_new_tokens must be an int in \\[1, inf\\), got 0"):
         kv_cache.generate(w, torch.tensor([[1]]), 0)
     with pytest.raises(ValueError, match=r"ids must be an integer tensor"):
         kv_cache.generate(w, torch.zeros(1, 2), 3)
@@ -149,5 +149,5 @@ def test_timing_helpers_return_positive_seconds(tw):
     ttft, tpot = kv_cache.time_prefill_decode(w, torch.tensor([[1, 2, 3]]), decode_tokens=2)
     assert ttft > 0 and tpot > 0
     assert kv_cache.time_generate(w, torch.tensor([[1, 2]]), 3, use_cache=False) > 0
-    with pytest.raises(ValueError, match="decode_tokens must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="decode_tokens must be an int in \\[1, inf\\), got 0"):
         kv_cache.time_prefill_decode(w, torch.tensor([[1]]), 0)

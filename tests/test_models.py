@@ -115,7 +115,7 @@ def test_load_validates_dtype_and_device():
     with pytest.raises(TypeError, match="dtype must be a floating torch.dtype.*got torch.int8"):
         models.load(dtype=torch.int8)
     with pytest.raises(ValueError, match="device must be a torch device.*got 'quantum'"):
-        models._as_device("quantum")
+        models.resolve_device("quantum")
 
 
 def test_tiny_model_and_tokenizer_work_together(tiny):
