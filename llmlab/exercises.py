@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -101,15 +102,21 @@ def chapters(root: Path | None = None) -> dict[str, Path]:
     return {p.name[:2]: p for p in sorted((root / "exercises").glob("[0-9][0-9]_*.ipynb"))}
 
 
+def workspace_dir(root: Path | None = None) -> Path:
+    """Where a learner works: $LLMLAB_WORKSPACE (set per learner on a JupyterHub), else <checkout>/workspace."""
+    env = os.environ.get("LLMLAB_WORKSPACE", "").strip()
+    return Path(env).expanduser() if env else (root or project_root()) / "workspace"
+
+
 def start(chapter: str | int, root: Path | None = None) -> tuple[Path, bool]:
-    """Copy chapter NN's exercise notebook into workspace/; never overwrites. Returns (path, copied)."""
+    """Copy chapter NN's exercise notebook into the workspace; never overwrites. Returns (path, copied)."""
     root = root or project_root()
     known = chapters(root)
     key = f"{int(chapter):02d}" if str(chapter).isdigit() else str(chapter)
     if key not in known:
         raise ValueError(f"chapter must be one of {sorted(known)}, got {chapter!r}")
-    dst = root / "workspace" / known[key].name
-    dst.parent.mkdir(exist_ok=True)
+    dst = workspace_dir(root) / known[key].name
+    dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(dst, "xb") as fh:  # exclusive create: an existing file is never touched
             fh.write(known[key].read_bytes())

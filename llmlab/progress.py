@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 
 from llmlab import validate as V
-from llmlab.exercises import project_root
+from llmlab.exercises import workspace_dir
 
 _HEADING = re.compile(r"^#+\s*Exercise\s+(\d+\.\d+)", re.M)
 _PASSED = re.compile(r"✔\s*Exercise\s+(\d+\.\d+)")
@@ -133,7 +133,7 @@ def run_notebook(path: Path, cell_timeout: float = 120, kernel: str = "python3")
 
 def workspace_notebooks(workspace: Path | None = None) -> list[Path]:
     """The exercise notebooks in workspace/, sorted; NoWorkspace (saying what to run) when there are none."""
-    folder = Path(workspace) if workspace is not None else project_root() / "workspace"
+    folder = Path(workspace) if workspace is not None else workspace_dir()
     found = sorted(folder.glob("[0-9][0-9]_*.ipynb")) if folder.is_dir() else []
     if not found:
         raise NoWorkspace(f"no exercise notebooks in {folder}: start a chapter first, for example "
