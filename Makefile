@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: lab test setup fetch exercises check-exercises bench doctor clean
+.PHONY: lab test setup fetch exercises check-exercises bench doctor clean classroom classroom-test
 
 ## setup: create .venv and install the pinned packages (again only when constraints.txt, pyproject.toml or this Makefile change)
 setup: $(STAMP)
@@ -43,6 +43,20 @@ test: fetch
 	$(VENV)/bin/ruff check .
 	LLMLAB_BLOCK_NETWORK=1 $(PY) -m pytest tests notebooks solutions --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=300 -p no:cacheprovider $(PYTEST_ARGS)
+
+CHP := classroom/.node/node_modules/.bin/configurable-http-proxy
+
+$(CHP):
+	@command -v npm >/dev/null || { echo "npm not found: JupyterHub's proxy needs Node.js (apt-get install nodejs npm)"; exit 1; }
+	cd classroom && npm install --no-audit --no-fund --prefix .node configurable-http-proxy@5.3.0 >/dev/null
+
+## classroom: run the workshop JupyterHub (one JupyterLab per learner; see classroom/jupyterhub_config.py)
+classroom: fetch $(CHP)
+	$(VENV)/bin/jupyterhub -f classroom/jupyterhub_config.py
+
+## classroom-test: start that hub on loopback with simulated learners and check each one's results
+classroom-test: fetch $(CHP)
+	LLMLAB_BLOCK_NETWORK=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest classroom/tests -p no:cacheprovider -s
 
 ## exercises: regenerate exercises/ from solutions/
 exercises: $(STAMP)
