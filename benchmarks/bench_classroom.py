@@ -51,26 +51,36 @@ def measure_class(n: int) -> dict:
         s_mem = [classroom.memory_kb(p) for p in server_pids()]
     finally:
         hub.stop()
+    def private(m):
+        return m["Private_Clean"] + m["Private_Dirty"]
+
     return dict(n=n, answers=answers, kernel_rss=sum(m["Rss"] for m in k_mem) / n,
-                kernel_pss=sum(m["Pss"] for m in k_mem) / n, server_pss=sum(m["Pss"] for m in s_mem) / max(1, n))
+                kernel_pss=sum(m["Pss"] for m in k_mem) / n, server_pss=sum(m["Pss"] for m in s_mem) / max(1, n),
+                kernel_private=sum(private(m) for m in k_mem) / n,
+                server_private=sum(private(m) for m in s_mem) / max(1, n))
 
 
 def report(rows: list[dict], memory_gb: float) -> str:
     """The markdown table and the largest class that fits."""
     last = rows[-1]
-    per_learner_mb = (last["kernel_pss"] + last["server_pss"]) / 1024
+    per_learner_mb = (last["kernel_private"] + last["server_private"]) / 1024
     weights_mb = 538
     fits = int((memory_gb * 1000 * 0.85 - weights_mb) // per_learner_mb)
     lines = [f"# Classroom memory — {machine_header('cpu')}", "",
              "Each learner: own JupyterLab (jupyterhub-singleuser) and own kernel that ran models.load() and one "
              "next-token prediction (every answer checked: ' Paris').", "",
-             "| learners | kernel RSS, MB (mean) | kernel PSS, MB (mean) | server PSS, MB (mean) | answers |",
-             "|---:|---:|---:|---:|---|"]
+             "| learners | kernel RSS, MB | kernel PSS, MB | kernel private, MB | server PSS, MB | server private, MB "
+             "| answers |",
+             "|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ok = all(a == "' Paris'" for a in r["answers"])
         lines.append(f"| {r['n']} | {r['kernel_rss'] / 1024:.0f} | {r['kernel_pss'] / 1024:.0f} | "
-                     f"{r['server_pss'] / 1024:.0f} | {'all Paris' if ok else r['answers']} |")
-    lines += ["", f"Per learner at N={last['n']}: {per_learner_mb:.0f} MB (kernel PSS + server PSS). Keeping 15% of "
+                     f"{r['kernel_private'] / 1024:.0f} | {r['server_pss'] / 1024:.0f} | "
+                     f"{r['server_private'] / 1024:.0f} | {'all Paris' if ok else r['answers']} |")
+    lines += ["", "Means over the class. PSS divides each shared page among every process that maps it, including any "
+              "other program on the machine that has the same weights file mapped; private memory is what only that "
+              "process holds, so it is the cost of one more learner.",
+              "", f"Per learner at N={last['n']}: {per_learner_mb:.0f} MB private (kernel + server). Keeping 15% of "
               f"{memory_gb:g} GB for the system and one shared copy of the {weights_mb} MB of weights in the page "
               f"cache, the largest class that fits is about **{fits} learners** (memory only; on 2 cores, CPU is "
               "the limit long before that when many learners generate at once)."]

@@ -167,11 +167,12 @@ def run_in_new_kernel(server: str, token: str, code: str, timeout: float = 180) 
 
 
 def memory_kb(pid: int) -> dict[str, int]:
-    """Rss and Pss (kB) of one process from /proc/PID/smaps_rollup (Pss splits shared pages among sharers)."""
+    """Rss, Pss, shared and private kB of one process (/proc/PID/smaps_rollup; Pss splits shared pages among sharers,
+    Private_* is what only this process holds)."""
     out = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         key, _, rest = line.partition(":")
-        if key in ("Rss", "Pss", "Shared_Clean", "Private_Dirty"):
+        if key in ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty"):
             out[key] = int(rest.split()[0])
     return out
 
