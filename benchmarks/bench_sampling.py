@@ -23,7 +23,7 @@ TASKS = {
     "regex (year)": ("In which year did the Berlin wall fall? Answer with the year only.",
                      structured.Regex(r"[12][0-9]{3}"), 6),
     "JSON schema": ('Reply with only a JSON object like {"name": "...", "age": 30, "city": "Paris"} '
-                    "describing a fictional person.", structured.JsonSchema(SCHEMA), 40),
+                    "describing a fictional person.", structured.json_schema_constraint(SCHEMA), 40),
 }
 
 
@@ -44,14 +44,15 @@ def main() -> None:
         lenient = [structured.first_json_object(f) if name == "JSON schema" else f.split()[0].strip(".,") if f
                    else f for f in free]
         start = time.perf_counter()
-        forced = structured.generate(model, tokenizer, ids, constraint, budget, settings, num_samples=args.n, seed=0)
+        forced = structured.generate_constrained(model, tokenizer, ids, constraint, budget, settings,
+                                                 num_samples=args.n, seed=0)
         seconds = time.perf_counter() - start
         if name == "JSON schema":
             assert all(structured.validate_json(o, SCHEMA) for o in forced)
         lines.append(f"| {name} | {structured.valid_rate(free, constraint):.0%} | "
                      f"{structured.valid_rate(lenient, constraint):.0%} | "
                      f"{structured.valid_rate(forced, constraint):.0%} | {seconds:.1f} s |")
-    lines += ["", "lenient: first word (choice, regex) or first {...} block (JSON) of the free reply."]
+    lines += ["", "lenient: first word (choice, regex) or first {...} that parses as a JSON object (JSON) of the free reply."]
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)
