@@ -126,7 +126,7 @@ def check_lora_linear(LoRALinear) -> None:
             c.that(base.weight.grad is None, case + ", backward", "the base weight got a gradient: freeze it")
 
 
-def _toy_regression(seed: int = 0):
+def toy_regression(seed: int = 0):
     """A base layer, and data whose target is that layer plus a rank-2 change: y = x (W + ΔW)ᵀ + b."""
     gen = torch.Generator().manual_seed(seed)
     base = torch.nn.Linear(8, 6)
@@ -161,7 +161,7 @@ def check_train_lora(train_lora) -> None:
 
     with Check("Exercise 05.7 training a LoRA layer") as c:
         for steps, lr in [(3, 0.05), (40, 0.05)]:
-            layer, x, y = _toy_regression()
+            layer, x, y = toy_regression()
             ref_layer = copy.deepcopy(layer)
             base_before = layer.base.weight.detach().clone()
             want = reference_train(ref_layer, x, y, steps, lr)
