@@ -52,7 +52,8 @@ def main() -> None:
         lines.append(f"| {name} | {structured.valid_rate(free, constraint):.0%} | "
                      f"{structured.valid_rate(lenient, constraint):.0%} | "
                      f"{structured.valid_rate(forced, constraint):.0%} | {seconds:.1f} s |")
-    lines += ["", "lenient: first word (choice, regex) or first {...} that parses as a JSON object (JSON) of the free reply."]
+    lines += ["", "lenient: first word (choice, regex) or first {...} that parses as a JSON object (JSON) of the "
+                  "free reply."]
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)

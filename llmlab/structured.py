@@ -65,7 +65,8 @@ class Regex:
 
 def _check_schema(schema: dict) -> dict:
     """Validate the supported JSON-schema subset; returns the properties dict."""
-    if not isinstance(schema, dict) or schema.get("type") != "object" or not isinstance(schema.get("properties"), dict) \
+    if not isinstance(schema, dict) or schema.get("type") != "object" \
+            or not isinstance(schema.get("properties"), dict) \
             or not schema["properties"]:
         raise ValueError(f"schema must be {{'type': 'object', 'properties': {{...}}}} with at least one property, "
                          f"got {schema!r}")

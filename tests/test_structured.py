@@ -128,7 +128,8 @@ def test_real_model_choice_regex_and_json(real):
     model, tokenizer = real
     from llmlab.tokens import encode_prompt
     ids = encode_prompt(tokenizer, "Is 'I loved this film' positive or negative?")
-    assert structured.generate_constrained(model, tokenizer, ids, structured.Choice(["positive", "negative"]), 4)[0] in \
+    choice = structured.Choice(["positive", "negative"])
+    assert structured.generate_constrained(model, tokenizer, ids, choice, 4)[0] in \
         ["positive", "negative"]
     ids = encode_prompt(tokenizer, "In which year did the Berlin wall fall?")
     out = structured.generate_constrained(model, tokenizer, ids, structured.Regex(r"[12][0-9]{3}"), 6)[0]

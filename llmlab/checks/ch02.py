@@ -188,8 +188,8 @@ def check_generate(generate, model, tokenizer) -> None:
         ("T=0.8, top_p=0.9, seed 3, 6 tokens", sampling.SamplingSettings(temperature=0.8, top_p=0.9), 6, -1, 3),
         ("greedy + repetition_penalty=1.5 (penalises prompt AND generated tokens), 6 tokens",
          sampling.SamplingSettings(temperature=0, repetition_penalty=1.5), 6, -1, 0),
-        (f"stop on EOS: greedy with eos_token_id={stop}, the 3rd greedy token", sampling.SamplingSettings(temperature=0),
-         6, stop, 0),
+        (f"stop on EOS: greedy with eos_token_id={stop}, the 3rd greedy token",
+         sampling.SamplingSettings(temperature=0), 6, stop, 0),
         ("one new token, T=1.5, seed 7", sampling.SamplingSettings(temperature=1.5), 1, -1, 7),
     ]
     with Check("Exercise 02.7 the decode loop") as c:

@@ -29,13 +29,14 @@ def check_causal_mask(causal_mask) -> None:
         got = c.call(causal_mask, 4, case="seq_len=4")
         c.that(isinstance(got, torch.Tensor) and tuple(got.shape) == (4, 4), "seq_len=4",
                f"expected a (4, 4) tensor, got {tuple(getattr(got, 'shape', ())) or type(got).__name__}")
-        c.that(bool(got.bool().diagonal().all()), "diagonal", "every token must attend to itself (the diagonal is True)")
+        c.that(bool(got.bool().diagonal().all()), "diagonal",
+               "every token must attend to itself (the diagonal is True)")
         c.that(not bool(got.bool()[0, 1:].any()), "first row",
                "the first token must not see any later token (row = query, column = key)")
 
 
 def check_attention_weights(attention_weights) -> None:
-    """Exercise 03.2: attention_weights(q, k, mask) = softmax(q·kᵀ/√d) over keys, positions where mask is False get 0."""
+    """Exercise 03.2: attention_weights(q, k, mask) = softmax(q·kᵀ/√d) over keys; mask False -> weight 0."""
     gen = torch.Generator().manual_seed(3)
     causal = lambda n: torch.ones(n, n).tril().bool()  # noqa: E731
     padding = torch.ones(5, 5, dtype=torch.bool)
@@ -201,7 +202,8 @@ def check_decoder_block(decoder_block, model, tokenizer) -> None:
                        f"{tuple(getattr(got, 'shape', ())) or type(got).__name__}")
                 scale = float(want.abs().max())
                 hint = ("the error is in the norms, the q/k/v/o projections, SwiGLU or the residual additions "
-                        "(with one token, mask, RoPE and scaling change nothing)") if n == 1 else                     ("one token works but longer inputs do not: check RoPE on q and k (not v), the 1/sqrt(head_dim) "
+                        "(with one token, mask, RoPE and scaling change nothing)") if n == 1 else \
+                    ("one token works but longer inputs do not: check RoPE on q and k (not v), the 1/sqrt(head_dim) "
                      "scaling, the causal mask and repeat_kv for the key/value heads")
                 err = float((got.float() - want.float()).abs().max())
                 c.that(err <= 1e-4 * max(scale, 1.0), case,

@@ -14,7 +14,8 @@ def _inputs() -> list[tuple[str, torch.Tensor]]:
     outlier = torch.randn(12, generator=gen)
     outlier[3] = -9.0
     return [("gaussian (10,)", torch.randn(10, generator=gen)), ("with an outlier (12,)", outlier),
-            ("all positive (8,)", torch.rand(8, generator=gen) + 0.5), ("matrix (3, 8)", torch.randn(3, 8, generator=gen))]
+            ("all positive (8,)", torch.rand(8, generator=gen) + 0.5),
+            ("matrix (3, 8)", torch.randn(3, 8, generator=gen))]
 
 
 def _tensor_result(c: Check, got, n: int, case: str) -> tuple:

@@ -86,7 +86,7 @@ def _trainable(module: torch.nn.Module) -> dict[str, tuple]:
 
 
 def check_lora_linear(LoRALinear) -> None:
-    """Exercise 05.6: LoRALinear(base, r, alpha) freezes base, adds lora_A (r, in) and lora_B (out, r), scale alpha/r."""
+    """Exercise 05.6: LoRALinear(base, r, alpha): frozen base, lora_A (r, in), lora_B (out, r), scale alpha / r."""
     with Check("Exercise 05.6 LoRALinear") as c:
         for d_in, d_out, r, alpha in [(6, 4, 2, 4.0), (8, 8, 4, 16.0), (5, 3, 1, 1.0)]:
             torch.manual_seed(d_in)
