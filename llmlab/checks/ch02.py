@@ -180,16 +180,16 @@ def _prompt(tokenizer) -> torch.Tensor:
 def check_generate(generate, model, tokenizer) -> None:
     """Exercise 02.7: generate(model, input_ids, max_new_tokens, settings, eos_token_id, seed) -> new token ids."""
     ids = _prompt(tokenizer)
-    greedy_run = sampling.decode(model, ids, 6, sampling.SamplingSettings(temperature=0), eos_token_id=-1)[0]
-    stop = greedy_run.token_ids[2]
-    cases = [
-        ("greedy (temperature 0), 6 tokens", sampling.SamplingSettings(temperature=0), 6, -1, 0),
-        ("T=1.0, top_k=40, seed 0, 6 tokens", sampling.SamplingSettings(temperature=1.0, top_k=40), 6, -1, 0),
-        ("T=0.8, top_p=0.9, seed 3, 6 tokens", sampling.SamplingSettings(temperature=0.8, top_p=0.9), 6, -1, 3),
-        ("greedy + repetition_penalty=1.5 (penalises prompt AND generated tokens), 6 tokens",
-         sampling.SamplingSettings(temperature=0, repetition_penalty=1.5), 6, -1, 0),
-        (f"stop on EOS: greedy with eos_token_id={stop}, the 3rd greedy token",
-         sampling.SamplingSettings(temperature=0), 6, stop, 0),
+    greedy_run = sampling.decode(model, ids, 3, sampling.SamplingSettings(temperature=0), eos_token_id=-1)[0]
+    stop = greedy_run.token_ids[1]
+    cases = [  # few tokens each: the loop runs the real model without a cache
+        ("greedy (temperature 0), 3 tokens", sampling.SamplingSettings(temperature=0), 3, -1, 0),
+        ("T=1.0, top_k=40, seed 0, 3 tokens", sampling.SamplingSettings(temperature=1.0, top_k=40), 3, -1, 0),
+        ("T=0.8, top_p=0.9, seed 3, 3 tokens", sampling.SamplingSettings(temperature=0.8, top_p=0.9), 3, -1, 3),
+        ("greedy + repetition_penalty=1.5 (penalises prompt AND generated tokens), 4 tokens",
+         sampling.SamplingSettings(temperature=0, repetition_penalty=1.5), 4, -1, 0),
+        (f"stop on EOS: greedy with eos_token_id={stop}, the 2nd greedy token",
+         sampling.SamplingSettings(temperature=0), 4, stop, 0),
         ("one new token, T=1.5, seed 7", sampling.SamplingSettings(temperature=1.5), 1, -1, 7),
     ]
     with Check("Exercise 02.7 the decode loop") as c:
@@ -207,7 +207,7 @@ def check_beam_search(beam_search, model, tokenizer) -> None:
     """Exercise 02.8: beam_search(model, input_ids, num_beams, max_new_tokens) -> [(token_ids, logprob)], best first."""
     ids = _prompt(tokenizer)
     with Check("Exercise 02.8 beam search") as c:
-        for beams, n in [(1, 3), (2, 4), (4, 4)]:
+        for beams, n in [(1, 2), (2, 3), (4, 3)]:
             case = f"{beams} beam(s), {n} new tokens"
             want = sampling.beam_search(model, ids, beams, n, eos_token_id=[])
             with torch.inference_mode():
