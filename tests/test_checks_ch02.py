@@ -4,7 +4,7 @@ import pytest
 import torch
 from checks_harness import CheckCase, make_tests
 
-from llmlab import models, sampling, structured
+from llmlab import sampling, structured
 from llmlab.checks import CheckFailed, ch02
 
 NEG = float("-inf")
@@ -315,15 +315,7 @@ for _name, _fn in list(globals().items()):
         _fn.__name__ = _name
 
 
-def _model():
-    """A tiny model with an untied random output layer, so greedy does not just copy the last token."""
-    model = models.tiny_model(seed=0)
-    model.lm_head.weight = torch.nn.Parameter(torch.randn(model.lm_head.weight.shape,
-                                                          generator=torch.Generator().manual_seed(0)) * 0.3)
-    return model, models.tiny_tokenizer()
-
-
-MODEL = _model()
+MODEL = ch02.small_model()
 
 CASES = [
     CheckCase(ch02.check_softmax_with_temperature, sampling.softmax_with_temperature,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from llmlab import sampling, structured
+from llmlab import models, sampling, structured
 from llmlab.checks import Check
 
 _GEN = 2
@@ -177,26 +179,43 @@ def _prompt(tokenizer) -> torch.Tensor:
     return tokenizer("The sea is", return_tensors="pt")["input_ids"]
 
 
+@functools.lru_cache(maxsize=1)
+def small_model():
+    """A tiny random Llama with an untied output layer (so greedy does not just copy the last token), and its
+    byte-level tokenizer: the checks run most of their cases on it, to keep real-model forward passes few."""
+    model = models.tiny_model(seed=0)
+    model.lm_head.weight = torch.nn.Parameter(torch.randn(model.lm_head.weight.shape,
+                                                          generator=torch.Generator().manual_seed(0)) * 0.3)
+    return model, models.tiny_tokenizer()
+
+
 def check_generate(generate, model, tokenizer) -> None:
-    """Exercise 02.7: generate(model, input_ids, max_new_tokens, settings, eos_token_id, seed) -> new token ids."""
-    ids = _prompt(tokenizer)
-    greedy_run = sampling.decode(model, ids, 3, sampling.SamplingSettings(temperature=0), eos_token_id=-1)[0]
-    stop = greedy_run.token_ids[1]
-    cases = [  # few tokens each: the loop runs the real model without a cache
-        ("greedy (temperature 0), 3 tokens", sampling.SamplingSettings(temperature=0), 3, -1, 0),
-        ("T=1.0, top_k=40, seed 0, 3 tokens", sampling.SamplingSettings(temperature=1.0, top_k=40), 3, -1, 0),
-        ("T=0.8, top_p=0.9, seed 3, 3 tokens", sampling.SamplingSettings(temperature=0.8, top_p=0.9), 3, -1, 3),
-        ("greedy + repetition_penalty=1.5 (penalises prompt AND generated tokens), 4 tokens",
-         sampling.SamplingSettings(temperature=0, repetition_penalty=1.5), 4, -1, 0),
-        (f"stop on EOS: greedy with eos_token_id={stop}, the 2nd greedy token",
-         sampling.SamplingSettings(temperature=0), 4, stop, 0),
-        ("one new token, T=1.5, seed 7", sampling.SamplingSettings(temperature=1.5), 1, -1, 7),
+    """Exercise 02.7: generate(model, input_ids, max_new_tokens, settings, eos_token_id, seed) -> new token ids.
+
+    Two cases run on the given (real) model; the others on a tiny model, which catches the same mistakes faster.
+    """
+    small, small_tok = small_model()
+    greedy_small = sampling.decode(small, _prompt(small_tok), 3, sampling.SamplingSettings(temperature=0),
+                                   eos_token_id=-1)[0]
+    stop = greedy_small.token_ids[1]
+    real = (model, _prompt(tokenizer), "your model")
+    tiny = (small, _prompt(small_tok), "a tiny random model")
+    cases = [  # few tokens each: the loop runs the model without a cache
+        (real, "greedy (temperature 0), 3 tokens", sampling.SamplingSettings(temperature=0), 3, -1, 0),
+        (real, "T=1.0, top_k=40, seed 0, 3 tokens", sampling.SamplingSettings(temperature=1.0, top_k=40), 3, -1, 0),
+        (tiny, "T=0.8, top_p=0.9, seed 3, 4 tokens", sampling.SamplingSettings(temperature=0.8, top_p=0.9), 4, -1, 3),
+        (tiny, "greedy + repetition_penalty=1.5 (penalises prompt AND generated tokens), 6 tokens",
+         sampling.SamplingSettings(temperature=0, repetition_penalty=1.5), 6, -1, 0),
+        (tiny, f"stop on EOS: greedy with eos_token_id={stop}, the 2nd greedy token",
+         sampling.SamplingSettings(temperature=0), 5, stop, 0),
+        (tiny, "one new token, T=1.5, seed 7", sampling.SamplingSettings(temperature=1.5), 1, -1, 7),
     ]
     with Check("Exercise 02.7 the decode loop") as c:
-        for case, settings, n, eos, seed in cases:
-            want = sampling.decode(model, ids, n, settings, seed=seed, eos_token_id=eos)[0].token_ids
+        for (mdl, ids, which), label, settings, n, eos, seed in cases:
+            case = f"{label}, on {which}"
+            want = sampling.decode(mdl, ids, n, settings, seed=seed, eos_token_id=eos)[0].token_ids
             with torch.inference_mode():
-                got = c.call(generate, model, ids.clone(), n, settings, eos, seed, case=case)
+                got = c.call(generate, mdl, ids.clone(), n, settings, eos, seed, case=case)
             c.that(isinstance(got, list) and all(isinstance(t, int) for t in got), case,
                    f"return the new token ids as a list of int, got {type(got).__name__}"
                    + (f" of {type(got[0]).__name__}" if isinstance(got, (list, tuple)) and got else ""))
@@ -205,13 +224,15 @@ def check_generate(generate, model, tokenizer) -> None:
 
 def check_beam_search(beam_search, model, tokenizer) -> None:
     """Exercise 02.8: beam_search(model, input_ids, num_beams, max_new_tokens) -> [(token_ids, logprob)], best first."""
-    ids = _prompt(tokenizer)
+    small, small_tok = small_model()
     with Check("Exercise 02.8 beam search") as c:
-        for beams, n in [(1, 2), (2, 3), (4, 3)]:
-            case = f"{beams} beam(s), {n} new tokens"
-            want = sampling.beam_search(model, ids, beams, n, eos_token_id=[])
+        for mdl, ids, which, beams, n in [(small, _prompt(small_tok), "a tiny random model", 1, 2),
+                                          (model, _prompt(tokenizer), "your model", 2, 3),
+                                          (small, _prompt(small_tok), "a tiny random model", 4, 3)]:
+            case = f"{beams} beam(s), {n} new tokens, on {which}"
+            want = sampling.beam_search(mdl, ids, beams, n, eos_token_id=[])
             with torch.inference_mode():
-                got = c.call(beam_search, model, ids.clone(), beams, n, case=case)
+                got = c.call(beam_search, mdl, ids.clone(), beams, n, case=case)
             c.that(isinstance(got, list) and len(got) == beams, case,
                    f"return a list of {beams} (token_ids, logprob) pairs, got "
                    + (f"{len(got)} items" if isinstance(got, list) else type(got).__name__))
