@@ -21,7 +21,7 @@ TASKS = {
     "regex (year)": ("In which year did the Berlin wall fall? Answer with the year only.",
                      structured.Regex(r"[12][0-9]{3}"), 6),
     "JSON schema": ('Reply with only a JSON object like {"name": "...", "age": 30, "city": "Paris"} '
-                    "describing a fictional person.", structured.JsonSchema(SCHEMA), 40),
+                    "describing a fictional person.", structured.json_schema_constraint(SCHEMA), 40),
 }
 
 
@@ -36,7 +36,7 @@ def measure(n: int) -> tuple[list[tuple], str]:
                 for g in sampling.decode(model, ids, budget, settings, num_samples=n, seed=0)]
         lenient = [structured.first_json_object(f) if name == "JSON schema" else f.split()[0].strip(".,") if f
                    else f for f in free]
-        forced, seconds = timed(structured.generate, model, tokenizer, ids, constraint, budget, settings,
+        forced, seconds = timed(structured.generate_constrained, model, tokenizer, ids, constraint, budget, settings,
                                 num_samples=n, seed=0)
         if name == "JSON schema":
             assert all(structured.validate_json(o, SCHEMA) for o in forced)
@@ -53,7 +53,8 @@ def report(rows: list[tuple], n: int, device) -> str:
              "|---|---|---|---|---|"]
     lines += [f"| {name} | {free:.0%} | {lenient:.0%} | {forced:.0%} | {seconds:.1f} s |"
               for name, free, lenient, forced, seconds in rows]
-    lines += ["", "lenient: first word (choice, regex) or first {...} block (JSON) of the free reply."]
+    lines += ["", "lenient: first word (choice, regex) or first {...} that parses as a JSON object (JSON) of the "
+                  "free reply."]
     return "\n".join(lines) + "\n"
 
 

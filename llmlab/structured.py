@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -63,7 +65,8 @@ class Regex:
 
 def _check_schema(schema: dict) -> dict:
     """Validate the supported JSON-schema subset; returns the properties dict."""
-    if not isinstance(schema, dict) or schema.get("type") != "object" or not isinstance(schema.get("properties"), dict) \
+    if not isinstance(schema, dict) or schema.get("type") != "object" \
+            or not isinstance(schema.get("properties"), dict) \
             or not schema["properties"]:
         raise ValueError(f"schema must be {{'type': 'object', 'properties': {{...}}}} with at least one property, "
                          f"got {schema!r}")
@@ -99,7 +102,7 @@ def schema_to_regex(schema: dict) -> str:
     return r"\{" + ", ".join(fields) + r"\}"
 
 
-def JsonSchema(schema: dict) -> Regex:
+def json_schema_constraint(schema: dict) -> Regex:
     """Constraint for a JSON object following a small schema (string, integer, number and enum fields)."""
     return Regex(schema_to_regex(schema))
 
@@ -129,13 +132,23 @@ def validate_json(text: str, schema: dict) -> bool:
 
 
 def first_json_object(text: str) -> str:
-    """The first balanced {...} block in text (for lenient checks of free-form replies), else ''."""
+    """The first {...} in text that parses as a JSON object (braces inside strings are handled), else ''.
+
+    For lenient checks of free-form replies: skips non-JSON braces such as '{not json}' and finds an object
+    inside a Markdown fence or after prose.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    decoder = json.JSONDecoder()
     start = text.find("{")
-    depth = 0
-    for i in range(max(start, 0), len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if start >= 0 and depth == 0:
-            return text[start:i + 1]
+    while start >= 0:
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except ValueError:
+            value, end = None, start
+        if isinstance(value, dict):
+            return text[start:end]
+        start = text.find("{", start + 1)
     return ""
 
 
@@ -153,14 +166,16 @@ class TokenIndex:
         return len(self.texts)
 
 
-_INDEXES: dict[int, TokenIndex] = {}
+# token indexes live as long as their tokenizer (weak keys), so a notebook that reloads tokenizers does not leak
+_INDEXES: "weakref.WeakKeyDictionary[object, dict[int, TokenIndex]]" = weakref.WeakKeyDictionary()
+_MASK_CACHE_SIZE = 512
 
 
 def token_index(tokenizer, vocab_size: int | None = None) -> TokenIndex:
-    """Text of every token id (None for special or partial-UTF-8 tokens), cached per tokenizer."""
+    """Text of every token id (None for special or partial-UTF-8 tokens), built once per tokenizer and vocab size."""
     size = vocab_size or len(tokenizer)
-    key = (id(tokenizer), size)
-    if key not in _INDEXES:
+    per_tokenizer = _INDEXES.setdefault(tokenizer, {})
+    if size not in per_tokenizer:
         special = set(tokenizer.all_special_ids)
         texts: list[str | None] = []
         groups: dict[str, list[int]] = {}
@@ -173,14 +188,32 @@ def token_index(tokenizer, vocab_size: int | None = None) -> TokenIndex:
             if text:
                 groups.setdefault(text[0], []).append(i)
         eos = tokenizer.eos_token_id
-        _INDEXES[key] = TokenIndex(texts, groups, {eos} if eos is not None else set())
-    return _INDEXES[key]
+        per_tokenizer[size] = TokenIndex(texts, groups, {eos} if eos is not None else set())
+    return per_tokenizer[size]
 
 
 def allowed_tokens(constraint, text: str, index: TokenIndex) -> torch.Tensor:
-    """Boolean mask (vocab,) of tokens that keep `text` a valid prefix; EOS is allowed once text is complete."""
+    """Boolean mask (vocab,) of tokens that keep `text` a valid prefix; EOS is allowed once text is complete.
+
+    Masks are cached per constraint and text (least recently used first out, 512 kept), so samples that share a
+    prefix, and greedy runs, pay for each state once.
+    """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
+    cache = constraint.__dict__.setdefault("_mask_cache", OrderedDict())
+    key = (id(index), text)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key].clone()
+    mask = _compute_mask(constraint, text, index)
+    cache[key] = mask
+    if len(cache) > _MASK_CACHE_SIZE:
+        cache.popitem(last=False)
+    return mask.clone()
+
+
+def _compute_mask(constraint, text: str, index: TokenIndex) -> torch.Tensor:
+    """allowed_tokens without the cache: first characters prune whole groups of tokens."""
     mask = torch.zeros(index.vocab_size, dtype=torch.bool)
     for char, ids in index.by_first_char.items():
         if constraint.is_prefix(text + char):
@@ -232,12 +265,13 @@ def choose_token(constraint, text: str, index: TokenIndex, logits: torch.Tensor,
     return int(torch.multinomial(logits.masked_fill(~allowed, float("-inf")).softmax(-1), 1, generator=generator))
 
 
-def generate(model, tokenizer, input_ids: torch.Tensor, constraint, max_new_tokens: int = 64,
+def generate_constrained(model, tokenizer, input_ids: torch.Tensor, constraint, max_new_tokens: int = 64,
              settings: sampling.SamplingSettings = sampling.SamplingSettings(temperature=0), num_samples: int = 1,
              seed: int = 0) -> list[str]:
     """Generate num_samples outputs, each token restricted to what the constraint allows."""
     if not hasattr(constraint, "is_prefix") or not hasattr(constraint, "is_complete"):
-        raise TypeError(f"constraint must be a Choice, Regex or JsonSchema, got {type(constraint).__name__}")
+        raise TypeError(f"constraint must be a Choice or Regex (json_schema_constraint returns a Regex), got "
+                        f"{type(constraint).__name__}")
     vocab = model.get_output_embeddings().weight.shape[0]
     index = token_index(tokenizer, vocab)
     if not index.eos_ids:

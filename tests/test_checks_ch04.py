@@ -87,16 +87,94 @@ def model_memory_gb(n_params, bits, group_size=None, scale_bits=16):
     return memory.weights_gb(n_params / 1e9, bits, group_size, scale_bits)
 
 
+def absmax_per_row_scale(x, bits):
+    if x.dim() < 2:
+        return Q.absmax_quantize(x, bits)
+    scale = x.abs().amax(-1, keepdim=True) / (2 ** (bits - 1) - 1)
+    return torch.round(x / scale).to(torch.int8), scale
+
+
+def absmax_float_codes(x, bits):
+    q, scale = Q.absmax_quantize(x, bits)
+    return q.float(), scale
+
+
+def absmax_returns_list(x, bits):
+    return list(Q.absmax_quantize(x, bits))
+
+
+def absmax_always_8_bits(x, bits):
+    return Q.absmax_quantize(x, 8)
+
+
+def zeropoint_int8_codes(x, bits):
+    q, scale, zp = Q.zeropoint_quantize(x, bits)
+    return q.to(torch.int8), scale, zp
+
+
+def zeropoint_negative_zero_point(x, bits):
+    lo, hi = min(x.min(), 0), max(x.max(), 0)
+    scale = (hi - lo) / (2 ** bits - 1)
+    zp = torch.round(lo / scale)
+    return (torch.round(x / scale) + zp).clamp(0, 2 ** bits - 1).to(torch.uint8), scale, zp
+
+
+def groupwise_float_codes(x, group_size, bits):
+    q, scales = Q.absmax_quantize(x, bits, "group", group_size)
+    return q.float(), scales
+
+
+def groupwise_flat_scales(x, group_size, bits):
+    q, scales = Q.absmax_quantize(x, bits, "group", group_size)
+    return q, scales.flatten()
+
+
+def groupwise_returns_list(x, group_size, bits):
+    return list(Q.absmax_quantize(x, bits, "group", group_size))
+
+
+def groupwise_one_scale_per_column_block(x, group_size, bits):
+    g = x.reshape(x.shape[0] // 1, -1, group_size)
+    scale = g.abs().amax(dim=(0, 2)) / (2 ** (bits - 1) - 1)
+    q = torch.round(g / scale[None, :, None]).reshape(x.shape).to(torch.int8)
+    return q, scale.expand(x.shape[0], -1)
+
+
+def nf4_returns_levels(x):
+    return Q.NF4_CODEBOOK[Q.nf4_nearest(x)]
+
+
+def nf4_next_level_up(x):
+    return torch.searchsorted(Q.NF4_CODEBOOK, x.contiguous()).clamp(max=15)
+
+
+def nf4_as_float_indices(x):
+    return Q.nf4_nearest(x).float()
+
+
+def memory_ignores_scale_bits(n_params, bits, group_size=None, scale_bits=16):
+    return n_params * (bits + (16 / group_size if group_size else 0)) / 8 / 1e9
+
+
+def memory_scale_per_param(n_params, bits, group_size=None, scale_bits=16):
+    return n_params * (bits + (scale_bits if group_size else 0)) / 8 / 1e9
+
+
 CASES = [
     CheckCase(ch04.check_absmax, Q.absmax_quantize,
-              [absmax_truncating, absmax_signed_max, absmax_qmax_power_of_two], args=(Q.dequantize,)),
+              [absmax_truncating, absmax_signed_max, absmax_qmax_power_of_two, absmax_per_row_scale,
+               absmax_float_codes, absmax_returns_list, absmax_always_8_bits], args=(Q.dequantize,)),
     CheckCase(ch04.check_zeropoint, Q.zeropoint_quantize,
-              [zeropoint_256_levels, zeropoint_without_zero_in_range, zeropoint_unrounded_zero_point]),
+              [zeropoint_256_levels, zeropoint_without_zero_in_range, zeropoint_unrounded_zero_point,
+               zeropoint_int8_codes, zeropoint_negative_zero_point]),
     CheckCase(ch04.check_groupwise, lambda x, g, bits: Q.absmax_quantize(x, bits, "group", g),
-              [groupwise_one_scale_per_row, groupwise_strided_groups]),
-    CheckCase(ch04.check_nf4_nearest, Q.nf4_nearest, [nf4_uniform_grid, nf4_signed_distance]),
+              [groupwise_one_scale_per_row, groupwise_strided_groups, groupwise_float_codes, groupwise_flat_scales,
+               groupwise_returns_list, groupwise_one_scale_per_column_block]),
+    CheckCase(ch04.check_nf4_nearest, Q.nf4_nearest, [nf4_uniform_grid, nf4_signed_distance, nf4_returns_levels,
+                                                           nf4_next_level_up, nf4_as_float_indices]),
     CheckCase(ch04.check_model_memory_gb, model_memory_gb,
-              [memory_gib, memory_bits_not_bytes, memory_without_scales]),
+              [memory_gib, memory_bits_not_bytes, memory_without_scales, memory_ignores_scale_bits,
+               memory_scale_per_param]),
 ]
 
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
@@ -105,3 +183,8 @@ test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
 def test_absmax_check_catches_a_wrong_dequantize():
     with pytest.raises(CheckFailed, match="dequantized"):
         ch04.check_absmax(Q.absmax_quantize, dequantize_divides)
+
+
+def test_absmax_per_row_scale_gets_a_sentence_not_a_runtime_error():
+    with pytest.raises(CheckFailed, match="ONE scale for the whole tensor"):
+        ch04.check_absmax(absmax_per_row_scale, Q.dequantize)

@@ -125,7 +125,8 @@ def test_int4_pack_round_trip():
 
 
 @pytest.mark.parametrize("call,exc,error", [
-    (lambda: Q.absmax_quantize(torch.ones(4), bits=16), ValueError, r"bits must be one of \[2, 3, 4, 5, 6, 7, 8\], got 16"),
+    (lambda: Q.absmax_quantize(torch.ones(4), bits=16), ValueError,
+     r"bits must be one of \[2, 3, 4, 5, 6, 7, 8\], got 16"),
     (lambda: Q.absmax_quantize(torch.ones(4), bits=1), ValueError, "bits must be one of"),
     (lambda: Q.zeropoint_quantize(torch.ones(4), bits=4.0), ValueError, "bits must be one of"),
     (lambda: Q.absmax_quantize(torch.ones(2, 10), 8, "group", 3), ValueError,

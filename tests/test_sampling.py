@@ -55,8 +55,9 @@ def test_repetition_penalty_matches_transformers(logits, penalty):
 def test_temperature_zero_is_greedy_and_book_example():
     probs = sampling.softmax_with_temperature(torch.tensor([1.0, 2.0]), 0)
     assert probs.tolist() == [0.0, 1.0]
-    assert sampling.softmax_with_temperature(torch.tensor([1.0, 2.0]), 1).tolist() == pytest.approx([0.27, 0.73], abs=5e-3)
-    assert sampling.softmax_with_temperature(torch.tensor([1.0, 2.0]), 0.5).tolist() == pytest.approx([0.12, 0.88], abs=5e-3)
+    book = torch.tensor([1.0, 2.0])
+    assert sampling.softmax_with_temperature(book, 1).tolist() == pytest.approx([0.27, 0.73], abs=5e-3)
+    assert sampling.softmax_with_temperature(book, 0.5).tolist() == pytest.approx([0.12, 0.88], abs=5e-3)
 
 
 def test_filters_work_on_any_batch_shape_and_keep_ties():
@@ -81,7 +82,8 @@ def test_sampling_distribution_marks_kept_tokens():
     (lambda x: sampling.top_k_filter(x, -1), r"top_k must be an int in \[0, inf\) .*got -1"),
     (lambda x: sampling.top_k_filter(x, 2.5), r"top_k must be an int in \[0, inf\) .*got float 2.5"),
     (lambda x: sampling.min_p_filter(x, 1.2), r"min_p must be in \[0, 1\], got 1.2"),
-    (lambda x: sampling.repetition_penalty(x, torch.zeros(4, 1, dtype=torch.long), 0), r"penalty must be in \(0, inf\)"),
+    (lambda x: sampling.repetition_penalty(x, torch.zeros(4, 1, dtype=torch.long), 0),
+     r"penalty must be in \(0, inf\)"),
     (lambda x: sampling.apply_temperature(x.long(), 1.0), r"logits must be a floating tensor"),
 ])
 def test_bad_arguments_name_parameter_range_and_value(logits, call, message):

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from llmlab import sampling, structured
+from llmlab import fixtures, sampling, structured
 from llmlab.sampling import SamplingSettings
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}, "age": {"type": "integer"},
@@ -24,7 +24,7 @@ def test_choice_and_regex_prefixes():
 
 
 def test_schema_regex_accepts_json_dumps_and_rejects_wrong_types():
-    pattern = structured.JsonSchema(SCHEMA)
+    pattern = structured.json_schema_constraint(SCHEMA)
     good = {"name": "Ada", "age": 36, "score": -1.5, "city": "Oslo"}
     assert pattern.is_complete(json.dumps(good))
     assert structured.validate_json(json.dumps(good), SCHEMA)
@@ -37,6 +37,47 @@ def test_schema_regex_accepts_json_dumps_and_rejects_wrong_types():
 def test_first_json_object_finds_a_fenced_object():
     assert structured.first_json_object('Sure!\n```json\n{"a": {"b": 1}}\n```') == '{"a": {"b": 1}}'
     assert structured.first_json_object("no object here") == ""
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('{"a": "}"} trailing', '{"a": "}"}'),                       # a brace inside a string
+    ('{"a": "say \\"{hi}\\""}', '{"a": "say \\"{hi}\\""}'),     # escaped quotes and braces in a string
+    ('{not json} then {"ok": 1}', '{"ok": 1}'),                 # skips braces that are not JSON
+    ('prose {"a": {"b": [1, {"c": 2}]}} more }', '{"a": {"b": [1, {"c": 2}]}}'),
+    ('{"a": 1', ""),                                            # never closed
+    ("} {", ""),
+    ('[{"a": 1}]', '{"a": 1}'),
+])
+def test_first_json_object_is_robust(text, expected):
+    assert structured.first_json_object(text) == expected
+    if expected:
+        assert isinstance(json.loads(expected), dict)
+
+
+def test_first_json_object_rejects_non_str():
+    with pytest.raises(TypeError, match="text must be a str"):
+        structured.first_json_object(None)
+
+
+def test_token_index_cache_is_weak_and_masks_are_cached(tiny):
+    import gc
+
+    tokenizer = fixtures.tiny_tokenizer()
+    index = structured.token_index(tokenizer)
+    assert structured.token_index(tokenizer) is index
+    constraint = structured.Choice(["cat", "cow"])
+    first = structured.allowed_tokens(constraint, "c", index)
+    first[:] = False  # callers get a copy: changing it does not poison the cache
+    assert structured.allowed_tokens(constraint, "c", index).sum() == 2
+    assert len(constraint._mask_cache) == 1
+    count = len(structured._INDEXES)
+    del tokenizer, index
+    gc.collect()
+    assert len(structured._INDEXES) == count - 1
+
+
+def test_old_names_are_gone():
+    assert not hasattr(structured, "JsonSchema") and not hasattr(structured, "generate")
 
 
 def test_allowed_tokens_mask_on_tiny_tokenizer(tiny):
@@ -52,12 +93,12 @@ def test_allowed_tokens_mask_on_tiny_tokenizer(tiny):
 @pytest.mark.parametrize("constraint", [
     structured.Choice(["red", "green", "blue", "blueish"]),
     structured.Regex(r"[A-Z][a-z]{1,6} [0-9]{1,3}"),
-    structured.JsonSchema(SCHEMA),
+    structured.json_schema_constraint(SCHEMA),
 ], ids=["choice", "regex", "json"])
 def test_fifty_sampled_constrained_generations_are_all_valid(tiny, constraint):
     model, tokenizer = tiny
-    outputs = structured.generate(model, tokenizer, PROMPT, constraint, max_new_tokens=96,
-                                  settings=SamplingSettings(temperature=1.0), num_samples=50, seed=0)
+    outputs = structured.generate_constrained(model, tokenizer, PROMPT, constraint, max_new_tokens=96,
+                                              settings=SamplingSettings(temperature=1.0), num_samples=50, seed=0)
     assert len(outputs) == 50
     assert structured.valid_rate(outputs, constraint) == 1.0
     assert len(set(outputs)) > 1  # sampled, not one repeated answer
@@ -69,13 +110,13 @@ def test_unconstrained_tiny_model_is_not_valid(tiny):
     model, tokenizer = tiny
     gens = sampling.sample(model, PROMPT, 20, num_samples=10, seed=0)
     texts = [tokenizer.decode(g.token_ids, skip_special_tokens=True) for g in gens]
-    assert structured.valid_rate(texts, structured.JsonSchema(SCHEMA)) == 0.0
+    assert structured.valid_rate(texts, structured.json_schema_constraint(SCHEMA)) == 0.0
 
 
 def test_greedy_constrained_picks_most_likely_allowed_token(tiny):
     model, tokenizer = tiny
     choices = ["ab", "ba", "cc"]
-    out = structured.generate(model, tokenizer, PROMPT, structured.Choice(choices), max_new_tokens=4)[0]
+    out = structured.generate_constrained(model, tokenizer, PROMPT, structured.Choice(choices), max_new_tokens=4)[0]
     with torch.no_grad():
         logits = model(PROMPT).logits[0, -1]
     firsts = {c[0]: logits[tokenizer.convert_tokens_to_ids(c[0])].item() for c in choices}
@@ -86,10 +127,11 @@ def test_real_model_choice_regex_and_json(real):
     model, tokenizer = real
     from llmlab.tokens import encode_prompt
     ids = encode_prompt(tokenizer, "Is 'I loved this film' positive or negative?")
-    assert structured.generate(model, tokenizer, ids, structured.Choice(["positive", "negative"]), 4)[0] in \
+    choice = structured.Choice(["positive", "negative"])
+    assert structured.generate_constrained(model, tokenizer, ids, choice, 4)[0] in \
         ["positive", "negative"]
     ids = encode_prompt(tokenizer, "In which year did the Berlin wall fall?")
-    out = structured.generate(model, tokenizer, ids, structured.Regex(r"[12][0-9]{3}"), 6)[0]
+    out = structured.generate_constrained(model, tokenizer, ids, structured.Regex(r"[12][0-9]{3}"), 6)[0]
     assert structured.Regex(r"[12][0-9]{3}").is_complete(out)
 
 
@@ -97,8 +139,8 @@ def test_real_model_choice_regex_and_json(real):
     (lambda: structured.Choice([]), r"choices must be a non-empty list of non-empty str, got \[\]"),
     (lambda: structured.Choice("yes"), r"choices must be a non-empty list of non-empty str, got 'yes'"),
     (lambda: structured.Regex("(ab"), r"pattern must be a valid regular expression, got '\(ab'"),
-    (lambda: structured.JsonSchema({"type": "array"}), r"schema must be \{'type': 'object'"),
-    (lambda: structured.JsonSchema({"type": "object", "properties": {"a": {"type": "list"}}}),
+    (lambda: structured.json_schema_constraint({"type": "array"}), r"schema must be \{'type': 'object'"),
+    (lambda: structured.json_schema_constraint({"type": "object", "properties": {"a": {"type": "list"}}}),
      r"schema property 'a' type must be one of string, integer, number \(or an enum\), got 'list'"),
     (lambda: structured.valid_rate([], structured.Choice(["a"])), r"outputs must hold at least one string"),
 ])

@@ -11,7 +11,7 @@ NaN, expected vs got) and prints one pass line. Use it as:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -110,3 +110,45 @@ class Check:
             diff = np.where(ok, 0.0, np.abs(np.nan_to_num(g - e, nan=np.inf, posinf=np.inf, neginf=np.inf)))
             self.fail(case, f"{int((~ok).sum())} of {ok.size} values differ; first at index {idx}: "
                             f"expected {e[idx]:.6g}, got {g[idx]:.6g} (max abs difference {diff.max():.3g})")
+
+
+class _Forbidden:
+    """Stand-in for a library function the exercise asks the learner to write; calling it fails the case."""
+
+    def __init__(self, check: "Check", case: str, name: str, hint: str):
+        self.check, self.case, self.name, self.hint = check, case, name, hint
+
+    def __call__(self, *args, **kwargs):
+        self.check.fail(self.case, f"your function calls {self.name}, which this exercise asks you to write "
+                                   f"yourself ({self.hint})")
+
+
+def _resolve(path: str) -> tuple[Any, str]:
+    """The object owning a dotted attribute ('torch.Tensor.softmax' -> (torch.Tensor, 'softmax'))."""
+    import importlib
+
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:-1]:
+            owner = getattr(owner, attr)
+        return owner, parts[-1]
+    raise ValueError(f"cannot resolve {path!r}")
+
+
+def call_forbidding(check: "Check", fn: Callable, *args, case: str, forbidden: Sequence[str], hint: str,
+                    **kwargs) -> Any:
+    """check.call(fn, ...) while the dotted library functions in `forbidden` fail the case when called."""
+    saved = []
+    try:
+        for path in forbidden:
+            owner, attr = _resolve(path)
+            saved.append((owner, attr, getattr(owner, attr)))
+            setattr(owner, attr, _Forbidden(check, case, path, hint))
+        return check.call(fn, *args, case=case, **kwargs)
+    finally:
+        for owner, attr, original in reversed(saved):
+            setattr(owner, attr, original)

@@ -15,7 +15,8 @@ def _inputs() -> list[tuple[str, torch.Tensor]]:
     outlier = torch.randn(12, generator=gen)
     outlier[3] = -9.0
     return [("gaussian (10,)", torch.randn(10, generator=gen)), ("with an outlier (12,)", outlier),
-            ("all positive (8,)", torch.rand(8, generator=gen) + 0.5), ("matrix (3, 8)", torch.randn(3, 8, generator=gen))]
+            ("all positive (8,)", torch.rand(8, generator=gen) + 0.5),
+            ("matrix (3, 8)", torch.randn(3, 8, generator=gen))]
 
 
 def _tensor_result(c: Check, got, n: int, case: str) -> tuple:
@@ -35,6 +36,11 @@ def check_absmax(absmax_quantize, absmax_dequantize) -> None:
                 q, scale = _tensor_result(c, c.call(absmax_quantize, x.clone(), bits, case=case), 2, case)
                 want_q, want_scale = Q.absmax_quantize(x, bits)
                 c.that(q.dtype == torch.int8, case, f"q must have dtype torch.int8, got {q.dtype}")
+                c.that(tuple(q.shape) == tuple(x.shape), case, f"q must have x's shape {tuple(x.shape)}, "
+                                                               f"got {tuple(q.shape)}")
+                c.that(scale.numel() == 1, case,
+                       f"absmax here uses ONE scale for the whole tensor (per-tensor), got a scale of shape "
+                       f"{tuple(scale.shape)}: take max|x| over all values, not per row")
                 c.close(scale.reshape(()), want_scale, case=case + " (scale = max|x| / (2**(bits-1) - 1))")
                 c.close(q, want_q, case=case + " (codes q = round(x / scale))", atol=0, rtol=0)
                 back = c.call(absmax_dequantize, q, scale, case=case + " dequantize")
@@ -50,6 +56,9 @@ def check_zeropoint(zeropoint_quantize) -> None:
                 q, scale, zp = _tensor_result(c, c.call(zeropoint_quantize, x.clone(), bits, case=case), 3, case)
                 want_q, want_scale, want_zp = Q.zeropoint_quantize(x, bits)
                 c.that(q.dtype == torch.uint8, case, f"q must have dtype torch.uint8, got {q.dtype}")
+                c.that(scale.numel() == 1 and zp.numel() == 1, case,
+                       f"use one scale and one zero point for the whole tensor, got shapes {tuple(scale.shape)} "
+                       f"and {tuple(zp.shape)}")
                 c.close(scale.reshape(()), want_scale, case=case + " (scale = (max - min) / (2**bits - 1))")
                 c.close(zp.reshape(()).float(), float(want_zp), case=case + " (zero point = round(-min / scale))",
                         atol=0, rtol=0)
@@ -66,6 +75,12 @@ def check_groupwise(groupwise_quantize) -> None:
             case = f"x {(rows, cols)}, group_size={group}, bits={bits}"
             q, scales = _tensor_result(c, c.call(groupwise_quantize, x.clone(), group, bits, case=case), 2, case)
             want_q, want_scales = Q.absmax_quantize(x, bits, "group", group)
+            c.that(q.dtype == torch.int8, case, f"q must have dtype torch.int8, got {q.dtype}")
+            c.that(tuple(scales.shape) == tuple(want_scales.shape), case,
+                   f"scales must have shape (rows, cols // group_size) = {tuple(want_scales.shape)}, "
+                   f"got {tuple(scales.shape)}")
+            c.that(tuple(q.shape) == tuple(x.shape), case, f"q must have x's shape {tuple(x.shape)}, "
+                                                           f"got {tuple(q.shape)}")
             c.close(scales, want_scales, case=case + " (one scale per group of consecutive values in a row)")
             c.close(q, want_q, case=case + " (codes)", atol=0, rtol=0)
 
