@@ -78,3 +78,18 @@ def test_shipped_labels():
         assert {item.human_score_a, item.human_score_b} <= {1, 2, 3, 4, 5}
     share_a = sum(item.human_preference == "A" for item in labels) / len(labels)
     assert 0.3 <= share_a <= 0.7  # the better answer is not always in the same slot
+
+
+def test_run_pair_judge_with_a_judge_that_always_picks_slot_a():
+    items = judging.load_labels()
+    run = J.run_pair_judge(lambda q, a, b: "A", items)
+    assert run.bias.first_slot_share == 1.0 and run.bias.consistency == 0.0
+    assert run.agreement == sum(it.human_preference == "A" for it in items) / len(items)
+    assert run.kappa == pytest.approx(0.0)
+    oracle = {(it.question, it.a if it.human_preference == "A" else it.b) for it in items}
+    perfect = J.run_pair_judge(lambda q, a, b: "A" if (q, a) in oracle else "B", items)
+    assert perfect.kappa == 1.0 and perfect.bias.consistency == 1.0 and perfect.bias.first_slot_share == 0.5
+    silent = J.run_pair_judge(lambda q, a, b: None, items[:3])
+    assert silent.bias.unparsable == 6 and silent.agreement == 0.0
+    with pytest.raises(TypeError, match="judge must be a function"):
+        J.run_pair_judge("A", items)

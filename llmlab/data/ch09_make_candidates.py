@@ -22,13 +22,14 @@ SEED = 9
 
 
 @torch.inference_mode()
-def sample_replies(model, tokenizer, prompt: str, n: int, seed: int) -> list[str]:
+def sample_replies(model, tokenizer, prompt: str, n: int, seed: int,
+                   max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
     """n sampled chat replies to one prompt, generated as one batch."""
     inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                            return_tensors="pt", return_dict=True).to(model.device)
     torch.manual_seed(seed)
     out = model.generate(**inputs, do_sample=True, temperature=TEMPERATURE, top_p=TOP_P, top_k=0,
-                         max_new_tokens=MAX_NEW_TOKENS, num_return_sequences=n,
+                         max_new_tokens=max_new_tokens, num_return_sequences=n,
                          pad_token_id=tokens.pad_token_id(tokenizer))
     return [tokenizer.decode(row[inputs["input_ids"].shape[1]:], skip_special_tokens=True) for row in out]
 

@@ -148,3 +148,39 @@ def cohens_kappa(rater_a: Sequence[Hashable], rater_b: Sequence[Hashable]) -> fl
     if chance == 1.0:
         return float("nan")
     return (observed - chance) / (1.0 - chance)
+
+
+@dataclass(frozen=True)
+class JudgeRun:
+    """A judge's A/B verdicts on labelled pairs in both orders, and how they compare with the human labels."""
+
+    original: list[str | None]
+    swapped: list[str | None]
+    human: list[str]
+
+    @property
+    def bias(self) -> PositionBias:
+        """Position bias from the two orders."""
+        return position_bias(self.original, self.swapped)
+
+    @property
+    def kappa(self) -> float:
+        """Cohen's kappa of the judge's original-order verdict (None counts as its own label) vs the humans."""
+        return cohens_kappa(["unparsable" if v is None else v for v in self.original], self.human)
+
+    @property
+    def agreement(self) -> float:
+        """Share of pairs where the original-order verdict matches the human preference."""
+        return sum(v == h for v, h in zip(self.original, self.human)) / len(self.human)
+
+
+def run_pair_judge(judge, items: Sequence) -> JudgeRun:
+    """Ask `judge(question, a, b) -> 'A' | 'B' | None` about each labelled pair as shown and with answers swapped.
+
+    items need .question, .a, .b and .human_preference (see llmlab.tasks.judging)."""
+    if not callable(judge):
+        raise TypeError(f"judge must be a function (question, a, b) -> 'A', 'B' or None, got {type(judge).__name__}")
+    V.non_empty("items", items)
+    original = [judge(it.question, it.a, it.b) for it in items]
+    swapped = [judge(it.question, it.b, it.a) for it in items]
+    return JudgeRun(original, swapped, [it.human_preference for it in items])
