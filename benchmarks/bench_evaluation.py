@@ -50,11 +50,13 @@ def measure_pass_at_k() -> dict:
     shipped = coding.load_candidates()
     start = time.perf_counter()
     results, statuses = {}, {}
+    jobs = [(C.extract_code(r), p.tests) for p in problems for r in shipped["candidates"][p.id]]
+    runs = C.run_candidates(jobs, timeout=3, workers=1)
+    it = iter(runs)
     for p in problems:
-        runs = [C.run_candidate(C.extract_code(r), p.tests, timeout=3) for r in shipped["candidates"][p.id]]
-        results[p.id] = [r.passed for r in runs]
-        for r in runs:
-            statuses[r.status] = statuses.get(r.status, 0) + 1
+        results[p.id] = [next(it).passed for _ in shipped["candidates"][p.id]]
+    for r in runs:
+        statuses[r.status] = statuses.get(r.status, 0) + 1
     seconds = time.perf_counter() - start
     n = sum(map(len, results.values()))
     return {"settings": shipped["settings"], "results": results, "statuses": statuses,

@@ -69,6 +69,7 @@ def measure() -> dict:
                                       log_samples=False)
         seconds = time.perf_counter() - start
     result = out["results"]["llmlab_mc"]
+    print(f"harness: {result}", flush=True)
     return {"lm_eval": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "?", "seconds": seconds,
             "acc": result["acc,none"], "acc_stderr": result.get("acc_stderr,none"),
             "acc_norm": result["acc_norm,none"], "kit_acc": kit_accuracy(model, tokenizer)}

@@ -97,3 +97,10 @@ def test_shipped_candidates_cover_every_problem():
     ids = [p.id for p in coding.load_problems()]
     assert sorted(shipped["candidates"]) == sorted(ids)
     assert all(len(c) == shipped["settings"]["n"] for c in shipped["candidates"].values())
+
+
+def test_run_candidates_keeps_order():
+    jobs = [("x = 1", "assert x == 1"), ("x = 2", "assert x == 1"), ("x = 3", "assert x == 3")]
+    assert [r.passed for r in C.run_candidates(jobs, timeout=5, workers=2)] == [True, False, True]
+    with pytest.raises(ValueError, match="jobs must have at least one item"):
+        C.run_candidates([])

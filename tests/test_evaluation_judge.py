@@ -60,7 +60,6 @@ def test_prompts_and_bad_input():
 
 def test_judges_on_the_tiny_model(tiny):
     model, tokenizer = tiny
-    tokenizer.chat_template = tokenizer.chat_template or "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     verdict = J.judge_score(model, tokenizer, "What is 2 + 2?", "4", max_new_tokens=3)
     assert isinstance(verdict.reply, str) and verdict.value in (None, *J.SCORES)
     assert J.unparsable_count([verdict, J.Verdict("x", None), J.Verdict("A", "A")]) == (not verdict.parsed) + 1

@@ -128,3 +128,14 @@ def run_candidate(code: str, tests: str, timeout: float = 5.0, memory_mb: int = 
         return Execution(True, "ok", output, seconds)
     status = "failed" if "AssertionError" in proc.stderr else "error"
     return Execution(False, status, output, seconds)
+
+
+def run_candidates(jobs: Sequence[tuple[str, str]], timeout: float = 5.0, memory_mb: int = 512,
+                   workers: int = 2) -> list[Execution]:
+    """run_candidate for each (code, tests) pair, `workers` subprocesses at a time; results in input order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    V.non_empty("jobs", jobs)
+    V.integer("workers", workers, low=1, high=64)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda job: run_candidate(job[0], job[1], timeout, memory_mb), jobs))
