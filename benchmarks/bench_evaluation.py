@@ -1,7 +1,8 @@
 """Chapter 09 measurements too slow for the notebook: the free-form LLM judge on every labelled pair in both orders,
 the next-token (constrained) judge on the same pairs, and pass@k of the shipped candidates with execution times.
 
-Run: python benchmarks/bench_evaluation.py  (a few minutes on 2 CPU cores); writes results/DATE-cpu-evaluation.md.
+Run: python benchmarks/bench_evaluation.py [judges] [passk]  (minutes on 2 CPU cores); writes
+results/DATE-cpu-evaluation-judge.md and results/DATE-cpu-evaluation-passk.md.
 """
 
 from __future__ import annotations
@@ -71,19 +72,24 @@ def _judge_rows(name: str, run: J.JudgeRun, seconds: float) -> str:
             f"| {b.unparsable} | {seconds:.0f} s |\n")
 
 
-def format_report(judges: dict, passk: dict) -> str:
-    """Markdown report."""
-    out = [f"# Chapter 09 evaluation measurements\n\n{machine_header()}\n\n",
-           f"## LLM judge (SmolLM2-135M-Instruct) on {judges['items']} human-labelled pairs, both orders\n\n",
-           "| judge | picks slot A | same winner both orders | agrees with human | Cohen's κ | unparsable | time |\n",
-           "|---|---|---|---|---|---|---|\n",
-           _judge_rows("free-form reply, parsed", judges["free"], judges["free_s"]),
-           _judge_rows("next-token A vs B", judges["logprob"], judges["logprob_s"]),
-           f"\n1-5 scores, free-form: {judges['score_unparsable']} of {judges['score_total']} replies unparsable; "
-           f"κ on pass (≥3) / fail vs human over the parsed ones: {judges['score_kappa_pass']:.2f}.\n\n",
-           "First free-form A/B replies: " + "; ".join(repr(r) for r in judges["free_examples"]) + "\n\n",
-           f"## pass@k of the shipped candidates ({passk['candidates']} = "
-           f"{len(passk['results'])} problems × {passk['settings']['n']})\n\n",
+def format_judges(judges: dict) -> str:
+    """Markdown report of the judge measurements."""
+    return "".join([
+        f"# Chapter 09: LLM judge (SmolLM2-135M-Instruct) on {judges['items']} human-labelled pairs, both orders\n\n",
+        f"{machine_header()}\n\n",
+        "| judge | picks slot A | same winner both orders | agrees with human | Cohen's κ | unparsable | time |\n",
+        "|---|---|---|---|---|---|---|\n",
+        _judge_rows("free-form reply, parsed", judges["free"], judges["free_s"]),
+        _judge_rows("next-token A vs B", judges["logprob"], judges["logprob_s"]),
+        f"\n1-5 scores, free-form: {judges['score_unparsable']} of {judges['score_total']} replies unparsable; "
+        f"κ on pass (≥3) / fail vs human over the parsed ones: {judges['score_kappa_pass']:.2f}.\n\n",
+        "First free-form A/B replies: " + "; ".join(repr(r) for r in judges["free_examples"]) + "\n"])
+
+
+def format_pass_at_k(passk: dict) -> str:
+    """Markdown report of pass@k on the shipped candidates."""
+    out = [f"# Chapter 09: pass@k of the shipped candidates ({passk['candidates']} = "
+           f"{len(passk['results'])} problems × {passk['settings']['n']})\n\n{machine_header()}\n\n",
            f"Settings: {passk['settings']}\n\n",
            "| pass@1 | pass@5 | pass@10 |\n|---|---|---|\n",
            f"| {passk['pass'][1]:.3f} | {passk['pass'][5]:.3f} | {passk['pass'][10]:.3f} |\n\n",
@@ -93,8 +99,18 @@ def format_report(judges: dict, passk: dict) -> str:
     return "".join(out)
 
 
+def main(parts: list[str]) -> None:
+    """Measure, format and write the parts asked for ('judges', 'passk')."""
+    if "judges" in parts:
+        model, tokenizer = models.load(device="cpu")
+        report = format_judges(measure_judges(model, tokenizer))
+        print(report)
+        print(write_result("evaluation-judge", report))
+    if "passk" in parts:
+        report = format_pass_at_k(measure_pass_at_k())
+        print(report)
+        print(write_result("evaluation-passk", report))
+
+
 if __name__ == "__main__":
-    model, tokenizer = models.load(device="cpu")
-    report = format_report(measure_judges(model, tokenizer), measure_pass_at_k())
-    print(report)
-    print(write_result("evaluation", report))
+    main(sys.argv[1:] or ["judges", "passk"])

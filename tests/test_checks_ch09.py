@@ -4,11 +4,11 @@ import math
 from collections import Counter
 
 import numpy as np
-import torch
+import pytest
 from checks_harness import CheckCase, make_tests
 
 from llmlab import evaluation
-from llmlab.checks import ch09
+from llmlab.checks import CheckFailed, ch09
 from llmlab.evaluation import code, ranking, stats, text
 
 
@@ -177,11 +177,7 @@ CASES = [
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
 
 
-def test_biased_pass_at_k_failure_says_why(capsys):
-    import pytest
-
-    from llmlab.checks import CheckFailed
-
+def test_biased_pass_at_k_failure_says_why():
     with pytest.raises(CheckFailed, match="underestimates pass@k"):
         ch09.check_pass_at_k(pass_at_k_biased)
 
@@ -192,5 +188,4 @@ def test_checks_run_fast():
     start = time.perf_counter()
     for case in CASES:
         case.check(case.solution)
-    assert time.perf_counter() - start < 6 * 1.0 * 3  # under a second each, with slack for a busy machine
-    assert torch.is_tensor(torch.zeros(1))
+    assert time.perf_counter() - start < 6 * 3.0  # a second each on an idle machine; slack for a busy one
