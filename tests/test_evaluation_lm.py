@@ -65,3 +65,44 @@ def test_windowed_perplexity_scores_each_window_after_its_first_token(tiny):
         model, torch.tensor([ids]))))
     assert evaluation.perplexity(model, tokenizer, text, max_tokens=10) == pytest.approx(
         evaluation.perplexity_from_logprobs(evaluation.token_logprobs(model, torch.tensor([ids[:10]]))))
+
+
+def test_cross_entropy_bits_and_the_books_bpc_bpb_example():
+    lps = [math.log(0.25)] * 4
+    assert evaluation.cross_entropy(lps) == pytest.approx(math.log(4))
+    assert evaluation.cross_entropy(lps, base=2) == pytest.approx(2.0)
+    # AI Engineering, chapter 3: 6 bits/token at 2 characters/token is 3 BPC; 3 / (7/8) ~ 3.43 BPB in 7-bit ASCII
+    assert evaluation.bits_per_character(6, 2) == 3.0
+    assert evaluation.bits_per_byte(3.0, 7) == pytest.approx(3.4286, abs=1e-4)
+    assert evaluation.bits_per_byte(3.0) == 3.0
+
+
+def test_cross_entropy_bad_input():
+    with pytest.raises(ValueError, match=r"logprobs must hold at least one value"):
+        evaluation.cross_entropy([])
+    with pytest.raises(ValueError, match=r"logprobs must be natural-log probabilities \(<= 0\), got max 0.5"):
+        evaluation.cross_entropy([-1.0, 0.5])
+    with pytest.raises(ValueError, match=r"base must be in \(1, inf\), got 1"):
+        evaluation.cross_entropy([-1.0], base=1)
+    with pytest.raises(ValueError, match=r"chars_per_token must be in \(0, inf\), got 0"):
+        evaluation.bits_per_character(6, 0)
+
+
+def test_score_text_matches_perplexity_and_counts_bytes(tiny):
+    model, tokenizer = tiny
+    text = "The cat sat on the mat."
+    score = evaluation.score_text(model, tokenizer, text)
+    pieces, lps = evaluation.text_logprobs(model, tokenizer, text)
+    assert score.tokens == len(pieces) and score.characters == len(text) - 1 == score.bytes
+    assert score.perplexity == pytest.approx(evaluation.perplexity(model, tokenizer, text), rel=1e-5)
+    assert score.bits_per_token == pytest.approx(-float(lps.mean()) / math.log(2), rel=1e-5)
+    assert score.bits_per_byte == pytest.approx(score.bits_per_token * score.tokens / score.bytes)
+    accented = evaluation.score_text(model, tokenizer, "café au lait", context="x")
+    assert accented.characters == 12 and accented.bytes == 13
+
+
+def test_the_old_module_api_is_kept():
+    from llmlab.evaluation import lm
+
+    for name in ("perplexity", "token_logprobs", "text_logprobs", "sequence_logprob", "perplexity_from_logprobs"):
+        assert getattr(evaluation, name) is getattr(lm, name)

@@ -1,8 +1,9 @@
-"""Evaluation metrics: per-token logprobs, sequence logprob and perplexity."""
+"""Language-model metrics: per-token logprobs, sequence logprob, perplexity, cross-entropy, bits per character/byte."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -66,3 +67,67 @@ def perplexity(model, tokenizer, text: str, window: int = 512, max_tokens: int |
     chunks = [ids[start:start + window] for start in range(0, len(ids), window)]
     scored = [token_logprobs(model, torch.tensor([chunk])) for chunk in chunks if len(chunk) >= 2]
     return perplexity_from_logprobs(torch.cat(scored))
+
+
+def cross_entropy(logprobs: Sequence[float] | torch.Tensor, base: float = math.e) -> float:
+    """Mean negative logprob per token, in nats (base e) or bits (base 2); logprobs are natural logs."""
+    V.number("base", base, low=1.0, low_open=True)
+    values = [float(v) for v in logprobs]
+    if not values:
+        raise ValueError("logprobs must hold at least one value, got []")
+    if any(v > 1e-6 or math.isnan(v) for v in values):
+        raise ValueError(f"logprobs must be natural-log probabilities (<= 0), got max {max(values)!r}")
+    return -sum(values) / len(values) / math.log(base)
+
+
+def bits_per_character(bits_per_token: float, chars_per_token: float) -> float:
+    """Bits per character from bits per token and the average characters per token."""
+    V.number("bits_per_token", bits_per_token, low=0.0)
+    V.number("chars_per_token", chars_per_token, low=0.0, low_open=True)
+    return bits_per_token / chars_per_token
+
+
+def bits_per_byte(bits_per_char: float, bits_per_encoded_char: float = 8.0) -> float:
+    """Bits per byte from bits per character, when each character takes `bits_per_encoded_char` bits (7 for ASCII)."""
+    V.number("bits_per_char", bits_per_char, low=0.0)
+    V.number("bits_per_encoded_char", bits_per_encoded_char, low=0.0, low_open=True)
+    return bits_per_char / (bits_per_encoded_char / 8.0)
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """How well a model predicts a text: tokens, characters and UTF-8 bytes scored, and the metrics."""
+
+    tokens: int
+    characters: int
+    bytes: int
+    nats_per_token: float
+
+    @property
+    def perplexity(self) -> float:
+        """exp(cross-entropy in nats per token)."""
+        return math.exp(self.nats_per_token)
+
+    @property
+    def bits_per_token(self) -> float:
+        """Cross-entropy in bits per token."""
+        return self.nats_per_token / math.log(2)
+
+    @property
+    def bits_per_character(self) -> float:
+        """Total bits divided by characters scored."""
+        return self.bits_per_token * self.tokens / self.characters
+
+    @property
+    def bits_per_byte(self) -> float:
+        """Total bits divided by UTF-8 bytes scored (comparable across tokenizers)."""
+        return self.bits_per_token * self.tokens / self.bytes
+
+
+def score_text(model, tokenizer, text: str, context: str = "") -> TextScore:
+    """Cross-entropy of `text` under the model, with the counts that turn it into BPC and BPB."""
+    pieces, lps = text_logprobs(model, tokenizer, text, context)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    scored = text if context else tokenizer.decode(ids[1:])  # decoded together: a character may span tokens
+    return TextScore(tokens=len(pieces), characters=len(scored), bytes=len(scored.encode("utf-8")),
+                     nats_per_token=cross_entropy(lps))

@@ -1,0 +1,133 @@
+"""Checks for chapter 09 (evaluation) exercises."""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import torch
+
+from llmlab.checks import Check
+from llmlab.evaluation import code, ranking, text
+
+
+def _logprobs(n: int, seed: int) -> torch.Tensor:
+    """Reproducible natural-log probabilities, shape (n,)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.log_softmax(torch.randn(n, 50, generator=g) * 2, dim=-1)[:, 0]
+
+
+def check_perplexity(perplexity) -> None:
+    """Exercise 09.1: perplexity = exp(mean negative logprob per token)."""
+    with Check("Exercise 09.1 perplexity") as c:
+        case = "three tokens each with probability 0.5 (perplexity 2: as unsure as a coin flip)"
+        c.close(c.call(perplexity, torch.full((3,), math.log(0.5)), case=case), 2.0, case=case)
+        case = "one token with probability 1"
+        c.close(c.call(perplexity, torch.tensor([0.0]), case=case), 1.0, case=case)
+        for n, seed in ((7, 1), (40, 2)):
+            lps = _logprobs(n, seed)
+            case = f"{n} logprobs from a real-looking distribution"
+            got = c.call(perplexity, lps.clone(), case=case)
+            expected = math.exp(-float(lps.mean()))
+            c.close(got, expected, case=case, rtol=1e-4)
+
+
+def check_bits_per_byte(bits_per_byte) -> None:
+    """Exercise 09.2: total bits (-sum of natural logprobs / ln 2) divided by the text's UTF-8 bytes."""
+    with Check("Exercise 09.2 bits_per_byte") as c:
+        case = "4 tokens of probability 1/4 (2 bits each) over 2 bytes"
+        c.close(c.call(bits_per_byte, torch.full((4,), math.log(0.25)), 2, case=case), 4.0, case=case)
+        case = "2 tokens of probability 1/2 (1 bit each) over 8 bytes"
+        c.close(c.call(bits_per_byte, torch.full((2,), math.log(0.5)), 8, case=case), 0.25, case=case)
+        lps = _logprobs(12, 3)
+        case = "12 real-looking logprobs over 37 bytes"
+        c.close(c.call(bits_per_byte, lps.clone(), 37, case=case), -float(lps.sum()) / math.log(2) / 37, case=case)
+
+
+def check_pass_at_k(pass_at_k) -> None:
+    """Exercise 09.3: the unbiased pass@k estimator 1 - C(n-c, k) / C(n, k); k > n is a ValueError."""
+    with Check("Exercise 09.3 pass_at_k") as c:
+        for n, k_c in ((10, [(3, 1), (3, 5), (0, 4), (10, 1), (8, 3), (1, 10)]), (5000, [(10, 200), (1, 1)])):
+            for cc, k in k_c:
+                case = f"n={n} samples, c={cc} correct, k={k}"
+                got = c.call(pass_at_k, n, cc, k, case=case)
+                expected = code.pass_at_k(n, cc, k)
+                note = ""
+                if abs(float(got) - code.pass_at_k_biased(n, cc, k)) < 1e-9 and abs(expected - float(got)) > 1e-9:
+                    note = " — that is 1 - (1 - c/n)^k, which samples with replacement and underestimates pass@k"
+                if not isinstance(got, (int, float, np.floating)) or abs(float(got) - expected) > 1e-9:
+                    c.fail(case, f"expected {expected!r}, got {got!r}{note}")
+                c.cases.append(case)
+        case = "k=11 > n=10 samples (cannot draw 11 of 10)"
+        c.cases.append(case)
+        try:
+            got = pass_at_k(10, 3, 11)
+        except ValueError:
+            pass
+        except NotImplementedError:
+            c.fail(case, "not implemented yet: replace the `raise NotImplementedError(...)` line with your code")
+        except Exception as exc:  # noqa: BLE001 - any other error is the wrong kind
+            c.fail(case, f"expected a ValueError, got {type(exc).__name__}: {exc}")
+        else:
+            c.fail(case, f"expected a ValueError naming k and n, got the value {got!r}")
+
+
+def _book_wins() -> np.ndarray:
+    """Win counts of the book's five-model table."""
+    return ranking.win_matrix(ranking.matches_from_win_rates(ranking.BOOK_WIN_RATES))
+
+
+def check_bradley_terry(bradley_terry) -> None:
+    """Exercise 09.4: Bradley-Terry strengths by the MM update, normalised to sum 1."""
+    true = np.array([0.1, 0.2, 0.3, 0.4])
+    known = np.round(ranking.bt_win_probability(true) * 10000)
+    np.fill_diagonal(known, 0)
+    with Check("Exercise 09.4 bradley_terry") as c:
+        for case, wins in (("wins generated from strengths [0.1, 0.2, 0.3, 0.4]", known),
+                           ("the book's five-model table (1,000 matches per pair)", _book_wins()),
+                           ("three players, wins [[0, 6, 3], [4, 0, 7], [2, 5, 0]]",
+                            np.array([[0, 6, 3], [4, 0, 7], [2, 5, 0]], dtype=float))):
+            got = c.call(bradley_terry, wins.copy(), 1000, case=case)
+            c.that(isinstance(got, np.ndarray), case, f"expected a numpy array, got {type(got).__name__}")
+            c.that(got.shape == (len(wins),), case, f"expected shape {(len(wins),)}, got {got.shape}")
+            c.that(abs(float(got.sum()) - 1) < 1e-6, case,
+                   f"strengths must sum to 1 (only their ratios are identified; normalise), got sum {got.sum():.6g}")
+            expected = ranking.bradley_terry(wins, 1000)
+            c.close(got, expected, case=case, atol=1e-5, rtol=1e-4)
+
+
+def check_bootstrap_ci(bootstrap_ci) -> None:
+    """Exercise 09.5: percentile bootstrap interval of the mean (resample with replacement, same size)."""
+    values = np.random.default_rng(5).normal(70, 12, size=300)
+    se = values.std() / math.sqrt(len(values))
+    with Check("Exercise 09.5 bootstrap_ci") as c:
+        case = "five identical scores"
+        got = c.call(bootstrap_ci, [3.0] * 5, 500, 0.95, 0, case=case)
+        c.that(isinstance(got, tuple) and len(got) == 2, case, f"expected a (low, high) tuple, got {got!r}")
+        c.close(got[0], 3.0, case=case)
+        c.close(got[1], 3.0, case=case)
+        for confidence in (0.95, 0.8):
+            z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+            case = f"300 scores, confidence {confidence}"
+            got = c.call(bootstrap_ci, values.copy(), 4000, confidence, 0, case=case)
+            c.that(isinstance(got, tuple) and len(got) == 2, case, f"expected a (low, high) tuple, got {got!r}")
+            low, high = (float(x) for x in got)
+            c.that(low <= values.mean() <= high, case, f"the interval ({low:.3f}, {high:.3f}) must contain the mean "
+                                                       f"{values.mean():.3f}")
+            width, want = high - low, 2 * z * se
+            c.that(abs(width / want - 1) < 0.08, case,
+                   f"interval width should be about {want:.3f} (the {confidence:.0%} interval: quantiles "
+                   f"{(1 - confidence) / 2:.3g} and {1 - (1 - confidence) / 2:.3g} of the resampled means, each "
+                   f"resample the same size as the data, drawn with replacement), got {width:.3f}")
+
+
+def check_token_f1(token_f1) -> None:
+    """Exercise 09.6: SQuAD token F1 on normalised tokens counted as multisets."""
+    cases = [("The cat sat.", "the cat sat"), ("cat cat cat", "cat"), ("the the dog", "a dog dog"),
+             ("red blue", "green"), ("Paris, France", "paris"), ("", ""), ("", "Paris")]
+    with Check("Exercise 09.6 token_f1") as c:
+        for prediction, reference in cases:
+            case = f"prediction {prediction!r}, reference {reference!r}"
+            c.close(c.call(token_f1, prediction, reference, case=case), text.token_f1(prediction, reference),
+                    case=case)
