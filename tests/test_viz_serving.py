@@ -29,6 +29,15 @@ def test_plots_and_widget_render_headless():
     V.plot_batch_curve([1, 2, 4], [10, 19, 35], [1.0, 1.1, 1.3])
     V.plot_latency_cdf({"a": np.array([0.1, 0.2, 0.5])}, slo=0.3)
     V.latency_explorer(0.05, 0.01)
+    V.cost_calculator()
+
+
+def test_cost_table_is_the_book_example_and_caching_cuts_the_prompt_cost():
+    t = V.cost_table(2.0, 100.0, prompt_tokens=620, cached_tokens=606, dollars_per_million_input=3.0,
+                     cached_discount=0.9)
+    assert t["$ per 1M output tokens"] == pytest.approx(5.5556, rel=1e-4)
+    assert t["$ per prompt, cached prefix"] == pytest.approx((14 + 60.6) * 3e-6)
+    assert t["$ per prompt, no cache"] == pytest.approx(620 * 3e-6)
 
 
 @pytest.mark.parametrize("call, match", [

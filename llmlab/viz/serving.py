@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from llmlab import validate
-from llmlab.serving import batching, latency
+from llmlab.serving import batching, cost, latency
 from llmlab.serving.roofline import Hardware, attainable_flops
 
 
@@ -122,4 +122,38 @@ def latency_explorer(step_base: float, step_per_sequence: float, prefill_time: f
         max_batch=widgets.IntSlider(value=8, min=1, max=32, description="max batch", **slider),
         ttft_slo=widgets.FloatSlider(value=1.0, min=0.1, max=10.0, step=0.1, description="TTFT SLO (s)", **slider),
         tpot_slo=widgets.FloatSlider(value=0.2, min=0.02, max=1.0, step=0.02, description="TPOT SLO (s)", **slider),
+    )
+
+
+def cost_table(dollars_per_hour: float, tokens_per_s: float, prompt_tokens: int, cached_tokens: int,
+               dollars_per_million_input: float, cached_discount: float) -> dict[str, float]:
+    """The numbers the cost calculator shows: $/1M output tokens and one prompt's cost without and with caching."""
+    return {"$ per 1M output tokens": cost.cost_per_million_tokens(dollars_per_hour, tokens_per_s),
+            "$ per prompt, no cache": cost.prompt_cost(prompt_tokens, 0, dollars_per_million_input, cached_discount),
+            "$ per prompt, cached prefix": cost.prompt_cost(prompt_tokens, cached_tokens, dollars_per_million_input,
+                                                            cached_discount)}
+
+
+def cost_calculator(tokens_per_s: float = 100.0, prompt_tokens: int = 620, cached_tokens: int = 606):
+    """Sliders over cost_table(): machine $/hour, throughput, input price and the cache discount."""
+    import ipywidgets as widgets
+
+    def draw(dollars_per_hour: float, tokens_per_s: float, dollars_per_million_input: float,
+             cached_discount: float):
+        table = cost_table(dollars_per_hour, tokens_per_s, prompt_tokens, min(cached_tokens, prompt_tokens),
+                           dollars_per_million_input, cached_discount)
+        for name, value in table.items():
+            print(f"{name:<30} ${value:,.6g}")
+
+    slider = {"continuous_update": False, "style": {"description_width": "initial"}}
+    return widgets.interactive(
+        draw,
+        dollars_per_hour=widgets.FloatSlider(value=2.0, min=0.1, max=10.0, step=0.1, description="$ per hour",
+                                             **slider),
+        tokens_per_s=widgets.FloatLogSlider(value=tokens_per_s, base=10, min=0, max=4, description="tokens/s",
+                                            **slider),
+        dollars_per_million_input=widgets.FloatSlider(value=3.0, min=0.1, max=15.0, step=0.1,
+                                                      description="$ per 1M input tokens", **slider),
+        cached_discount=widgets.FloatSlider(value=0.9, min=0.0, max=1.0, step=0.05, description="cache discount",
+                                            **slider),
     )
