@@ -93,7 +93,8 @@ def format_report(d: dict) -> str:
               f"measured fp32 matmul peak."), ""]
     lines += [(f"## Serving over HTTP on loopback: {a.requests} requests, Poisson at {a.rate}/s, "
                f"{a.min_out}–{a.max_out} new tokens each (EOS ignored), same trace for both"), "",
-              "| server | wall s | tokens/s | latency p50 s | latency p90 s | TTFT p50 s |", "|---|---|---|---|---|---|"]
+              "| server | wall s | tokens/s | latency p50 s | latency p90 s | TTFT p50 s |",
+              "|---|---|---|---|---|---|"]
     runs = list(d["serving"].items())
     for name, r in runs:
         s = r.summary()

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from llmlab import validate
 from llmlab.attention import LlamaWeights, rms_norm, rotate_half
-from llmlab.kv_cache import KVCache, time_prefill_decode
+from llmlab.kv_cache import KVCache, prefill, time_prefill_decode
 
 
 @torch.inference_mode()
@@ -105,7 +105,6 @@ def time_ragged_step(w: LlamaWeights, lengths: Sequence[int], steps: int = 3) ->
         cache = KVCache.for_weights(w, 1, n + steps + 1)
         ids = torch.randint(0, w.vocab_size, (1, n), generator=gen).to(w.embed.device)
         with torch.inference_mode():
-            from llmlab.kv_cache import prefill
             prefill(w, ids, cache)
         caches.append(cache)
     tokens = torch.zeros(len(lengths), dtype=torch.long, device=w.embed.device)

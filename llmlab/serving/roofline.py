@@ -1,4 +1,4 @@
-"""The roofline: attainable FLOP/s = min(peak FLOP/s, bandwidth × arithmetic intensity), on book and measured hardware."""
+"""The roofline: attainable FLOP/s = min(peak, bandwidth × arithmetic intensity), on book and measured hardware."""
 
 from __future__ import annotations
 
