@@ -128,7 +128,10 @@ def main() -> int:
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--prefix-requests", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=580.0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)  # 1 avoids OpenMP barrier stalls when the cores are oversubscribed
     report = format_report(measure(args))
     print(report)
     print(f"\nwritten to {write_result('serving', report, models.device())}")
