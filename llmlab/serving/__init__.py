@@ -1,0 +1,12 @@
+"""Inference economics: roofline, latency metrics, utilization, batching, a continuous-batching server, prefix caching.
+
+One concern per module:
+    roofline.py      attainable FLOP/s = min(peak, bandwidth × intensity); book hardware; this machine, measured
+    latency.py       TTFT/TPOT/total latency, percentiles, goodput against an SLO
+    utilization.py   MBU and MFU
+    cost.py          $ per 1M tokens, cached vs uncached prompt tokens
+    batching.py      a simulator of static, dynamic and continuous batching under Poisson arrivals
+    engine.py        batched and ragged (continuous-batching) decode steps on the kit's own model code
+    prefix_cache.py  reuse the KV cache of a shared prompt prefix
+    server.py        a continuous-batching HTTP server on loopback and a Poisson load generator
+"""

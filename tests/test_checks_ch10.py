@@ -1,0 +1,186 @@
+"""Check-can-fail tests for chapter 10's exercise checks."""
+
+import math
+
+import pytest
+from checks_harness import CheckCase, make_tests
+
+from llmlab.checks import CheckFailed, ch10
+from llmlab.serving import cost, latency, prefix_cache, roofline, utilization
+
+
+# 10.1 MBU
+def mbu_forgets_bytes_per_param(params, bytes_per_param, tokens_per_s, bandwidth_gb_s):
+    return params * tokens_per_s / (bandwidth_gb_s * 1e9)
+
+
+def mbu_in_bits(params, bytes_per_param, tokens_per_s, bandwidth_gb_s):
+    return params * bytes_per_param * 8 * tokens_per_s / (bandwidth_gb_s * 1e9)
+
+
+def mbu_gib(params, bytes_per_param, tokens_per_s, bandwidth_gb_s):
+    return params * bytes_per_param * tokens_per_s / (bandwidth_gb_s * 2**30)
+
+
+def mbu_percent(params, bytes_per_param, tokens_per_s, bandwidth_gb_s):
+    return 100 * params * bytes_per_param * tokens_per_s / (bandwidth_gb_s * 1e9)
+
+
+def mbu_forgets_gb(params, bytes_per_param, tokens_per_s, bandwidth_gb_s):
+    return params * bytes_per_param * tokens_per_s / bandwidth_gb_s
+
+
+# 10.2 percentile
+def percentile_unsorted(values, q):
+    rank = q / 100 * (len(values) - 1)
+    lo, hi = math.floor(rank), min(math.floor(rank) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (rank - lo)
+
+
+def percentile_nearest_rank(values, q):
+    data = sorted(values)
+    return data[round(q / 100 * (len(data) - 1))]
+
+
+def percentile_floor(values, q):
+    data = sorted(values)
+    return data[int(q / 100 * (len(data) - 1))]
+
+
+def percentile_rank_off_by_one(values, q):
+    data = sorted(values)
+    rank = min(q / 100 * len(data), len(data) - 1)
+    lo, hi = math.floor(rank), min(math.floor(rank) + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (rank - lo)
+
+
+def percentile_upper_middle(values, q):
+    data = sorted(values)
+    return data[min(int(q / 100 * len(data)), len(data) - 1)]
+
+
+# 10.3 goodput
+def goodput_either_slo(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return sum(t <= ttft_slo or p <= tpot_slo for t, p in zip(ttfts, tpots)) / duration
+
+
+def goodput_strict(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return sum(t < ttft_slo and p < tpot_slo for t, p in zip(ttfts, tpots)) / duration
+
+
+def goodput_count(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return sum(t <= ttft_slo and p <= tpot_slo for t, p in zip(ttfts, tpots))
+
+
+def goodput_fraction(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return sum(t <= ttft_slo and p <= tpot_slo for t, p in zip(ttfts, tpots)) / len(ttfts)
+
+
+def goodput_is_throughput(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return len(ttfts) / duration
+
+
+def goodput_ttft_only(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return sum(t <= ttft_slo for t in ttfts) / duration
+
+
+# 10.4 prefill tokens
+def _lcp(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def prefill_only_first_request(requests):
+    return [len(r) if i == 0 else max(len(r) - _lcp(r, requests[0]), 1) for i, r in enumerate(requests)]
+
+
+def prefill_without_minimum_one(requests):
+    return [len(r) - max([_lcp(r, p) for p in requests[:i]], default=0) for i, r in enumerate(requests)]
+
+
+def prefill_whole_prompts_only(requests):
+    out = []
+    for i, r in enumerate(requests):
+        reused = max([len(p) for p in requests[:i] if r[:len(p)] == p and len(p) < len(r)], default=0)
+        out.append(len(r) - reused)
+    return out
+
+
+def prefill_counts_cached(requests):
+    return [max([_lcp(r, p) for p in requests[:i]], default=0) for i, r in enumerate(requests)]
+
+
+def prefill_lcp_off_by_one(requests):
+    return [max(len(r) - max([_lcp(r, p) + 1 for p in requests[:i]], default=0), 1) for i, r in enumerate(requests)]
+
+
+# 10.5 matmul intensity
+def intensity_no_output(m, n, k, b):
+    return 2 * m * n * k / ((m * k + k * n) * b)
+
+
+def intensity_no_factor_two(m, n, k, b):
+    return m * n * k / ((m * k + k * n + m * n) * b)
+
+
+def intensity_bits(m, n, k, b):
+    return 2 * m * n * k / ((m * k + k * n + m * n) * b * 8)
+
+
+def intensity_weights_only(m, n, k, b):
+    return 2 * m * n * k / (k * n * b)
+
+
+# 10.6 cost
+def cost_per_thousand(dollars_per_hour, tokens_per_s):
+    return dollars_per_hour / (tokens_per_s * 3600) * 1e3
+
+
+def cost_per_minute(dollars_per_hour, tokens_per_s):
+    return dollars_per_hour / (tokens_per_s * 60) * 1e6
+
+
+def cost_forgets_hours(dollars_per_hour, tokens_per_s):
+    return dollars_per_hour / tokens_per_s * 1e6
+
+
+CASES = [
+    CheckCase(ch10.check_mbu, utilization.mbu,
+              [mbu_forgets_bytes_per_param, mbu_in_bits, mbu_gib, mbu_percent, mbu_forgets_gb]),
+    CheckCase(ch10.check_percentile, latency.percentile,
+              [percentile_unsorted, percentile_nearest_rank, percentile_floor, percentile_rank_off_by_one,
+               percentile_upper_middle]),
+    CheckCase(ch10.check_goodput,
+              lambda ttfts, tpots, ts, ps, d: latency.goodput(ttfts, tpots, latency.SLO(ts, ps), d),
+              [goodput_either_slo, goodput_strict, goodput_count, goodput_fraction, goodput_is_throughput,
+               goodput_ttft_only]),
+    CheckCase(ch10.check_prefill_tokens, prefix_cache.prefill_tokens,
+              [prefill_only_first_request, prefill_without_minimum_one, prefill_whole_prompts_only,
+               prefill_counts_cached, prefill_lcp_off_by_one]),
+    CheckCase(ch10.check_matmul_intensity, roofline.matmul_intensity,
+              [intensity_no_output, intensity_no_factor_two, intensity_bits, intensity_weights_only]),
+    CheckCase(ch10.check_cost_per_million, cost.cost_per_million_tokens,
+              [cost_per_thousand, cost_per_minute, cost_forgets_hours]),
+]
+
+test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
+
+
+@pytest.mark.parametrize("check, wrong, words", [
+    (ch10.check_mbu, mbu_forgets_bytes_per_param, "bytes per parameter"),
+    (ch10.check_mbu, mbu_percent, "not a percentage"),
+    (ch10.check_mbu, mbu_gib, "GiB"),
+    (ch10.check_percentile, percentile_floor, "interpolate"),
+    (ch10.check_percentile, percentile_unsorted, "sort the values"),
+    (ch10.check_goodput, goodput_either_slo, "both SLOs"),
+    (ch10.check_goodput, goodput_strict, "<="),
+    (ch10.check_prefill_tokens, prefill_without_minimum_one, "at least one token"),
+    (ch10.check_matmul_intensity, intensity_no_output, "output write"),
+    (ch10.check_matmul_intensity, intensity_no_factor_two, "2 FLOPs"),
+    (ch10.check_cost_per_million, cost_per_thousand, "not per thousand"),
+])
+def test_failure_messages_speak_learner_words(check, wrong, words):
+    with pytest.raises(CheckFailed, match=words):
+        check(wrong)
