@@ -160,9 +160,13 @@ def test_answer_metrics():
 def test_rag_messages_and_defense():
     plain = rag.rag_messages("What?", [])
     assert len(plain) == 2 and "Context" not in plain[1]["content"]
-    msgs = rag.rag_messages("What?", ["a", company_docs.INJECTION["text"]], defense=True)
+    msgs = rag.rag_messages("What?", ["a", company_docs.INJECTION["text"]], defense="prompt+filter")
     assert company_docs.INJECTION_PAYLOAD not in msgs[1]["content"]
-    assert "<document 2>" in msgs[1]["content"]
+    assert "<document 2>" in msgs[1]["content"] and "not instructions" in msgs[0]["content"]
+    assert company_docs.INJECTION_PAYLOAD in rag.rag_messages("What?", ["a", company_docs.INJECTION["text"]],
+                                                              defense="prompt")[1]["content"]
+    with pytest.raises(ValueError, match="defense"):
+        rag.rag_messages("What?", ["a"], defense=True)
     assert company_docs.INJECTION_PAYLOAD in rag.rag_messages("What?", [company_docs.INJECTION["text"]])[1]["content"]
 
 

@@ -21,13 +21,22 @@ def sanitize(passage: str) -> str:
     return " ".join(_INJECTION.sub(" [removed instruction] ", passage).split())
 
 
-def rag_messages(question: str, passages: Sequence[str], defense: bool = False) -> list[dict]:
-    """Chat messages asking the question over numbered passages (none: a closed-book prompt)."""
+DEFENSES = ("none", "prompt", "prompt+filter")
+
+
+def rag_messages(question: str, passages: Sequence[str], defense: str = "none") -> list[dict]:
+    """Chat messages asking the question over numbered passages (none: a closed-book prompt).
+
+    defense 'prompt' wraps passages in <document> tags and tells the model they are data; 'prompt+filter' also
+    removes instruction-like sentences from them first (sanitize).
+    """
     validate.text("question", question)
+    validate.one_of("defense", defense, DEFENSES)
     if not passages:
         return [{"role": "system", "content": NO_CONTEXT_SYSTEM}, {"role": "user", "content": question}]
-    if defense:
-        passages = [sanitize(p) for p in passages]
+    if defense != "none":
+        if defense == "prompt+filter":
+            passages = [sanitize(p) for p in passages]
         context = "\n".join(f"<document {i}>{p}</document>" for i, p in enumerate(passages, start=1))
         system = SYSTEM + " " + DEFENSE
     else:
@@ -37,7 +46,7 @@ def rag_messages(question: str, passages: Sequence[str], defense: bool = False) 
             {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"}]
 
 
-def answer(model, tokenizer, question: str, passages: Sequence[str] = (), defense: bool = False,
+def answer(model, tokenizer, question: str, passages: Sequence[str] = (), defense: str = "none",
            max_new_tokens: int = 20) -> str:
     """The model's greedy short answer (first line) to the question over the passages."""
     reply = models.chat(model, tokenizer, rag_messages(question, passages, defense), max_new_tokens=max_new_tokens)
