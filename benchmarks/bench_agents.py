@@ -7,6 +7,7 @@ smoke run). Writes benchmarks/results/DATE-DEVICE-agents.md.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -93,7 +94,8 @@ def format_report(res: dict, header: str) -> str:
                      f"{sum(r['steps'] for r in rows) / len(rows):.2f} | "
                      f"{sum(r['seconds'] for r in rows) / len(rows):.1f} |")
     lines += ["", "Task success [95% bootstrap interval]. 'constrained': every reply decoded under the JSON schema "
-              "{tool: enum, input: string} with llmlab.structured; 'free': greedy text, parsed leniently (first {...}).",
+              "{tool: enum, input: string} with llmlab.structured; 'free': greedy text, parsed leniently "
+              "(first {...}).",
               "", "## Success by number of tool calls a good plan needs (constrained)", "",
               "| calls needed | tasks | success |", "|---|---|---|"]
     for k in sorted({r["n_tools"] for r in res["constrained"]}):
@@ -118,10 +120,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="three tasks (smoke run, not a result)")
     args = parser.parse_args()
     header = common.machine_header()
-    report = format_report(measure(args.n, args.quick), header)
+    res = measure(args.n, args.quick)
+    report = format_report(res, header)
     print(report)
     if not args.quick:
-        print(f"wrote {common.write_result('agents', report)}")
+        path = common.write_result("agents", report)
+        path.with_suffix(".json").write_text(json.dumps({"header": header, **res}, default=float) + "\n")
+        print(f"wrote {path} and its .json (read by notebook 11)")
 
 
 if __name__ == "__main__":

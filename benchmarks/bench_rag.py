@@ -9,6 +9,7 @@ rewriting, lost in the middle, and the prompt-injection result.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -152,7 +153,7 @@ def measure_injection(model, tok, questions, chunks, retriever) -> dict[str, dic
     return out
 
 
-def measure(quick: bool) -> dict:
+def measure(quick: bool, n_answers: int, n_small: int) -> dict:
     """Everything in the report."""
     docs = company_docs.load_documents()
     test = company_docs.load_questions("test")
@@ -163,18 +164,18 @@ def measure(quick: bool) -> dict:
     res["chunking"] = measure_chunking(docs, test, encoder)
     res["ann"] = measure_ann(n=2000 if quick else 20000)
     model, tok = models.load()
-    few = test[:4] if quick else test
+    few = test[:4] if quick else test[:n_answers]
     start = time.perf_counter()
     res["answers"] = measure_answers(model, tok, few, chunks, retrievers)
     res["answers_s"] = time.perf_counter() - start
     res["n_answers"] = len(few)
-    sub = test[:3] if quick else test[:40]
+    sub = test[:3] if quick else test[:n_small]
     res["rewrite"], res["rewrites"] = measure_rewriting(model, tok, sub, chunks, retrievers)
     res["n_rewrite"] = len(sub)
-    sub = test[:2] if quick else test[:30]
+    sub = test[:2] if quick else test[:n_small]
     res["position"] = measure_position(model, tok, sub, {d["id"]: d for d in docs}, retrievers["BM25"], chunks, 5)
     res["n_position"] = len(sub)
-    sub = test[:2] if quick else test[:40]
+    sub = test[:2] if quick else test[:n_small]
     res["injection"] = measure_injection(model, tok, sub, chunks, retrievers["hybrid (RRF)"])
     res["n_injection"] = len(sub)
     return res
@@ -223,12 +224,17 @@ def main() -> None:
     """Measure, format, write."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a few questions only (smoke run, not a result)")
+    parser.add_argument("--n", type=int, default=88, help="test questions for the answer table (default all 88)")
+    parser.add_argument("--n-small", type=int, default=40, help="test questions for rewriting, position, injection")
     args = parser.parse_args()
     header = common.machine_header()
-    report = format_report(measure(args.quick), header)
+    res = measure(args.quick, args.n, args.n_small)
+    report = format_report(res, header)
     print(report)
     if not args.quick:
-        print(f"wrote {common.write_result('rag', report)}")
+        path = common.write_result("rag", report)
+        path.with_suffix(".json").write_text(json.dumps({"header": header, **res}, default=float) + "\n")
+        print(f"wrote {path} and its .json (per-question scores, read by notebook 11)")
 
 
 if __name__ == "__main__":

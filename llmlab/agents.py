@@ -160,7 +160,8 @@ def parse_tool_call(text: str, tool_names: Sequence[str]) -> ToolCall:
     except ValueError:
         raise ValueError(f"no JSON object in the reply {text[:60]!r}") from None
     if not isinstance(value, dict) or value.get("tool") not in tool_names:
-        raise ValueError(f"tool must be one of {list(tool_names)}, got {value.get('tool') if isinstance(value, dict) else value!r}")
+        got = value.get("tool") if isinstance(value, dict) else value
+        raise ValueError(f"tool must be one of {list(tool_names)}, got {got!r}")
     argument = value.get("input")
     if isinstance(argument, (int, float)) and not isinstance(argument, bool):
         argument = str(argument)

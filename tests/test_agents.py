@@ -85,7 +85,8 @@ def test_run_agent_on_tiny_model_is_always_valid_when_constrained():
     model, tok = models.tiny_model(), models.tiny_tokenizer()
     trace = agents.run_agent(model, tok, "What is 1 + 1?", tools(), max_steps=1, max_new_tokens=12)
     assert len(trace.steps) == 1
-    assert structured.JsonSchema(agents.tool_schema(["orders", "calculator", "final_answer"])).is_prefix(trace.steps[0].reply)
+    schema = agents.tool_schema(["orders", "calculator", "final_answer"])
+    assert structured.JsonSchema(schema).is_prefix(trace.steps[0].reply)
     free = agents.run_agent(model, tok, "What is 1 + 1?", tools(), max_steps=1, constrained=False, max_new_tokens=4)
     assert free.steps[0].valid is False and free.answer is None and free.stop == "step budget"
 

@@ -136,7 +136,8 @@ def step_crashes_on_bad_json(messages, reply, tools):
     if call["tool"] == "final_answer":
         return list(messages) + [{"role": "assistant", "content": reply}], call["input"]
     obs = agents.run_tool(tools, call["tool"], call["input"])
-    return list(messages) + [{"role": "assistant", "content": reply}, {"role": "user", "content": f"Observation: {obs}"}], None
+    return list(messages) + [{"role": "assistant", "content": reply},
+                             {"role": "user", "content": f"Observation: {obs}"}], None
 
 
 def step_never_finishes(messages, reply, tools):

@@ -9,7 +9,7 @@ from llmlab.retrieval.chunking import Chunk
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hashable]], k: int = 60) -> list[tuple[Hashable, float]]:
-    """Fuse ranked lists: score(d) = sum over lists of 1 / (k + rank), rank starting at 1; best first (ties: first seen)."""
+    """Fuse ranked lists: score(d) = sum over lists of 1 / (k + rank), rank from 1; best first (ties: first seen)."""
     validate.non_empty("rankings", rankings)
     validate.integer("k", k, low=0)
     scores: dict[Hashable, float] = {}

@@ -1,4 +1,4 @@
-"""Chapter 11 views: the retrieval explorer (query -> ranked chunks from each retriever) and the lost-in-the-middle plot."""
+"""Chapter 11 views: the retrieval explorer (query -> ranked chunks per retriever) and the lost-in-the-middle plot."""
 
 from __future__ import annotations
 
@@ -27,10 +27,13 @@ def explorer_html(rows: Mapping[str, list[dict]], width: int = 90) -> str:
     """An HTML table per retriever (gold documents in bold green)."""
     parts = []
     for name, items in rows.items():
-        body = "".join(
-            f"<tr><td>{r['rank']}</td><td>{r['score']:.3f}</td><td>{'<b style=\"color:green\">' if r['gold'] else ''}"
-            f"{html.escape(r['doc_id'])}{'</b>' if r['gold'] else ''}</td>"
-            f"<td>{html.escape(r['text'][:width])}</td></tr>" for r in items)
+        cells = []
+        for r in items:
+            doc = html.escape(r["doc_id"])
+            doc = f"<b style='color:green'>{doc}</b>" if r["gold"] else doc
+            cells.append(f"<tr><td>{r['rank']}</td><td>{r['score']:.3f}</td><td>{doc}</td>"
+                         f"<td>{html.escape(r['text'][:width])}</td></tr>")
+        body = "".join(cells)
         parts.append(f"<h4>{html.escape(name)}</h4><table><tr><th>rank</th><th>score</th><th>doc</th><th>chunk</th>"
                      f"</tr>{body}</table>")
     return "".join(parts)
