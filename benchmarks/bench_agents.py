@@ -40,6 +40,8 @@ def run_tasks(model, tok, tasks, constrained: bool, tools: dict, **kwargs) -> li
                      "mode": agents.failure_mode(trace, t["answer"], t["tools"]), "steps": len(trace.steps),
                      "valid": sum(s.valid for s in trace.steps), "answer": trace.answer,
                      "seconds": time.perf_counter() - start, "n_tools": len(t["tools"])})
+        print(f"{t['id']} constrained={constrained} {rows[-1]['mode']} answer={trace.answer!r} "
+              f"({rows[-1]['seconds']:.0f} s)", flush=True)
     return rows
 
 

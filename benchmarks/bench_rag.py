@@ -109,6 +109,7 @@ def measure_answers(model, tok, questions, chunks, retrievers) -> dict[str, dict
             scores["exact"].append(float(R.exact_match(pred, q["answers"])))
             scores["supported"].append(float(R.is_supported(pred, " ".join(passages) + " " + q["question"])))
         out[name] = scores
+        print(f"answers, {name}: contains {sum(scores['contains'])}/{len(questions)}", flush=True)
     return out
 
 
@@ -153,7 +154,7 @@ def measure_injection(model, tok, questions, chunks, retriever) -> dict[str, dic
     return out
 
 
-def measure(quick: bool, n_answers: int, n_small: int) -> dict:
+def measure(quick: bool, n_answers: int, n_small: int, with_model: bool = True) -> dict:
     """Everything in the report."""
     docs = company_docs.load_documents()
     test = company_docs.load_questions("test")
@@ -163,12 +164,16 @@ def measure(quick: bool, n_answers: int, n_small: int) -> dict:
     res["retrieval"] = {name: retrieval_scores(test, chunks, r) for name, r in retrievers.items()}
     res["chunking"] = measure_chunking(docs, test, encoder)
     res["ann"] = measure_ann(n=2000 if quick else 20000)
+    print("retrieval measured", flush=True)
+    if not with_model:
+        return res
     model, tok = models.load()
     few = test[:4] if quick else test[:n_answers]
     start = time.perf_counter()
     res["answers"] = measure_answers(model, tok, few, chunks, retrievers)
     res["answers_s"] = time.perf_counter() - start
     res["n_answers"] = len(few)
+    print("answers measured", flush=True)
     sub = test[:3] if quick else test[:n_small]
     res["rewrite"], res["rewrites"] = measure_rewriting(model, tok, sub, chunks, retrievers)
     res["n_rewrite"] = len(sub)
@@ -195,6 +200,8 @@ def format_report(res: dict, header: str) -> str:
     lines += ["", "## Exact vs approximate search (clustered random unit vectors, dim 384, recall@10 vs exact)", "",
               "| index | recall@10 | ms / query |", "|---|---|---|"]
     lines += [f"| {n} | {r:.3f} | {ms:.3f} |" for n, r, ms in res["ann"]]
+    if "answers" not in res:
+        return "\n".join(lines + ["", "(run without the model: --no-model; no answer tables)"])
     lines += ["", f"## Answers on SmolLM2-135M-Instruct ({res['n_answers']} test questions, top {TOP} chunks, greedy; "
               f"{res['answers_s']:.0f} s)", "",
               "| context | contains match | exact match | supported by context |", "|---|---|---|---|"]
@@ -225,14 +232,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a few questions only (smoke run, not a result)")
     parser.add_argument("--n", type=int, default=88, help="test questions for the answer table (default all 88)")
+    parser.add_argument("--no-model", action="store_true", help="retrieval tables only (no language model)")
     parser.add_argument("--n-small", type=int, default=40, help="test questions for rewriting, position, injection")
     args = parser.parse_args()
     header = common.machine_header()
-    res = measure(args.quick, args.n, args.n_small)
+    res = measure(args.quick, args.n, args.n_small, not args.no_model)
     report = format_report(res, header)
     print(report)
     if not args.quick:
-        path = common.write_result("rag", report)
+        path = common.write_result("rag-retrieval" if args.no_model else "rag", report)
         path.with_suffix(".json").write_text(json.dumps({"header": header, **res}, default=float) + "\n")
         print(f"wrote {path} and its .json (per-question scores, read by notebook 11)")
 
