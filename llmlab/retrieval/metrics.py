@@ -1,0 +1,94 @@
+"""Retrieval metrics (recall@k, MRR, nDCG@k), answer metrics (exact, contains, faithfulness), bootstrap intervals."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Sequence
+
+import numpy as np
+
+from llmlab import validate
+from llmlab.retrieval.bm25 import tokenize
+
+
+def _ids(name: str, value) -> list:
+    """A ranked list or gold set of ids as a list."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a list of ids, got {type(value).__name__}")
+    return list(value)
+
+
+def recall_at_k(ranked: Sequence, gold: Sequence, k: int) -> float:
+    """Share of the gold ids found in the first k ranked ids: |gold ∩ top-k| / |gold| (not divided by k)."""
+    ranked, gold = _ids("ranked", ranked), _ids("gold", gold)
+    validate.positive_int("k", k)
+    if not gold:
+        raise ValueError("gold must hold at least one relevant id, got []")
+    return len(set(ranked[:k]) & set(gold)) / len(set(gold))
+
+
+def reciprocal_rank(ranked: Sequence, gold: Sequence) -> float:
+    """1 / rank of the first relevant id (rank starts at 1); 0 when none is retrieved."""
+    gold_set = set(_ids("gold", gold))
+    for rank, item in enumerate(_ids("ranked", ranked), start=1):
+        if item in gold_set:
+            return 1.0 / rank
+    return 0.0
+
+
+def mean_reciprocal_rank(rankings: Sequence[Sequence], golds: Sequence[Sequence]) -> float:
+    """MRR over all queries (a query with no relevant id retrieved counts as 0)."""
+    validate.non_empty("rankings", rankings)
+    validate.same_length(("rankings", "golds"), rankings, golds)
+    return sum(reciprocal_rank(r, g) for r, g in zip(rankings, golds)) / len(rankings)
+
+
+def ndcg_at_k(ranked: Sequence, gold: Sequence, k: int) -> float:
+    """Binary-relevance nDCG@k: sum 1/log2(rank + 1) over relevant ids in the top k, over the ideal sum."""
+    ranked, gold_set = _ids("ranked", ranked), set(_ids("gold", gold))
+    validate.positive_int("k", k)
+    if not gold_set:
+        raise ValueError("gold must hold at least one relevant id, got []")
+    dcg = sum(1 / math.log2(r + 1) for r, item in enumerate(ranked[:k], start=1) if item in gold_set)
+    ideal = sum(1 / math.log2(r + 1) for r in range(1, min(len(gold_set), k) + 1))
+    return dcg / ideal
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, alpha: float = 0.05,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap (1 - alpha) interval of per-item scores: (mean, low, high)."""
+    validate.non_empty("values", values)
+    validate.positive_int("n_boot", n_boot)
+    validate.probability("alpha", alpha, open_low=True, open_high=True)
+    x = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(x.mean()), float(lo), float(hi)
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, punctuation (except inside numbers and codes) and extra spaces removed."""
+    validate.text("text", text, allow_empty=True)
+    text = re.sub(r"(?<![0-9a-z])[^\w\s%:+]|[^\w\s%:+](?![0-9a-z])", " ", text.lower())
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, answers: Sequence[str]) -> bool:
+    """Whether the normalized prediction equals one of the accepted answers."""
+    pred = normalize_answer(prediction)
+    return any(pred == normalize_answer(a) for a in validate.non_empty("answers", answers))
+
+
+def contains_match(prediction: str, answers: Sequence[str]) -> bool:
+    """Whether one accepted answer appears in the normalized prediction as whole words."""
+    pred = f" {normalize_answer(prediction)} "
+    return any(f" {normalize_answer(a)} " in pred for a in validate.non_empty("answers", answers))
+
+
+def is_supported(prediction: str, context: str) -> bool:
+    """Faithfulness, lexically: every content word of the prediction occurs in the context (empty = no claim)."""
+    validate.text("context", context, allow_empty=True)
+    have = set(tokenize(context))
+    return all(t in have for t in tokenize(prediction))

@@ -1,0 +1,105 @@
+"""Tests for llmlab.agents: safe calculator, tools with time limits, tool-call parsing, one step, the loop."""
+
+import time
+
+import pytest
+
+from llmlab import agents, models, structured
+from llmlab.tasks import company_docs
+
+ORDERS = {"Q-1000": {"customer": "A", "product": "Amsel Ridge", "quantity": 2, "unit_price": 10.5,
+                     "status": "shipped"}}
+
+
+def tools():
+    return {"orders": agents.make_orders_tool(ORDERS), "calculator": agents.calculator}
+
+
+@pytest.mark.parametrize("expr,value", [("3 * 24.50", "73.50"), ("2*10.5", "21"), ("(1 + 2) / 4", "0.75"),
+                                        ("-3 + 5", "2"), ("7 x 3", "21")])
+def test_calculator(expr, value):
+    assert agents.calculator(expr) == value
+
+
+@pytest.mark.parametrize("expr", ["__import__('os')", "2 ** 99999", "open('x')", "a + 1", "1" * 81, "1 / 0", ""])
+def test_calculator_refuses_code(expr):
+    with pytest.raises(ValueError):
+        agents.calculator(expr)
+
+
+def test_orders_tool_normalises_ids():
+    tool = agents.make_orders_tool(ORDERS)
+    assert "quantity 2" in tool("q-1000") and "unit_price 10.50" in tool("order Q1000")
+    assert tool("Q-9999").startswith("no order")
+
+
+def test_search_tool_and_planted_document():
+    docs = company_docs.load_documents()
+    search = agents.make_search_tool(docs)
+    assert "TB-" in search("warranty product code Nessak Drift") and "Nessak Drift" in search("Nessak Drift")
+    planted = agents.make_search_tool(docs, planted=company_docs.INJECTION)
+    assert company_docs.INJECTION_PAYLOAD in planted("Nessak Drift")
+
+
+def test_run_tool_bounds_time_and_catches_errors():
+    def slow(_):
+        time.sleep(1.0)
+        return "late"
+
+    start = time.perf_counter()
+    assert agents.run_tool({"slow": slow}, "slow", "", timeout_s=0.1).startswith("error: tool 'slow' took longer")
+    assert time.perf_counter() - start < 0.9
+    assert agents.run_tool(tools(), "calculator", "1/0") == "error: division by zero"
+    assert agents.run_tool(tools(), "shell", "ls").startswith("error: unknown tool")
+
+
+def test_parse_tool_call():
+    names = ["orders", "final_answer"]
+    assert agents.parse_tool_call('x {"tool": "orders", "input": "Q-1"} y', names) == agents.ToolCall("orders", "Q-1")
+    assert agents.parse_tool_call('{"tool": "final_answer", "input": 21}', names).input == "21"
+    for bad in ['{"tool": "shell", "input": "ls"}', "orders(Q-1)", '{"tool": "orders"}', '{"tool": "orders",']:
+        with pytest.raises(ValueError):
+            agents.parse_tool_call(bad, names)
+
+
+def test_schema_regex_accepts_only_valid_calls():
+    schema = agents.tool_schema(["orders", "final_answer"])
+    constraint = structured.JsonSchema(schema)
+    assert constraint.is_complete('{"tool": "orders", "input": "Q-1000"}')
+    assert not constraint.is_complete('{"tool": "shell", "input": "ls"}')
+
+
+def test_agent_step_dispatches_and_appends_observation():
+    messages = [{"role": "user", "content": "task"}]
+    out, final = agents.agent_step(messages, '{"tool": "calculator", "input": "2 * 10.50"}', tools())
+    assert final is None and len(messages) == 1
+    assert out[1] == {"role": "assistant", "content": '{"tool": "calculator", "input": "2 * 10.50"}'}
+    assert out[2] == {"role": "user", "content": "Observation: 21"}
+    out, final = agents.agent_step(messages, '{"tool": "final_answer", "input": "21"}', tools())
+    assert final == "21" and len(out) == 2
+    out, final = agents.agent_step(messages, "I think 21", tools())
+    assert final is None and out[-1]["content"].startswith("Observation: error: invalid tool call")
+
+
+def test_run_agent_on_tiny_model_is_always_valid_when_constrained():
+    model, tok = models.tiny_model(), models.tiny_tokenizer()
+    trace = agents.run_agent(model, tok, "What is 1 + 1?", tools(), max_steps=1, max_new_tokens=12)
+    assert len(trace.steps) == 1
+    schema = agents.tool_schema(["orders", "calculator", "final_answer"])
+    assert structured.JsonSchema(schema).is_prefix(trace.steps[0].reply)
+    free = agents.run_agent(model, tok, "What is 1 + 1?", tools(), max_steps=1, constrained=False, max_new_tokens=4)
+    assert free.steps[0].valid is False and free.answer is None and free.stop == "step budget"
+
+
+def test_answer_correct_and_failure_modes():
+    assert agents.answer_correct("The total is 156.5 euros", "156.50")
+    assert not agents.answer_correct("1565", "156.50")
+    assert agents.answer_correct("It is Shipped", "shipped")
+    trace = agents.Trace("t", [agents.Step("{}", True, "calculator", "1", "1", 0.0)], None)
+    assert agents.failure_mode(trace, "2", ["orders"]) == "wrong first tool"
+    assert agents.failure_mode(trace, "2", ["calculator"]) == "step budget exhausted"
+    trace.answer = "2"
+    assert agents.failure_mode(trace, "2", ["orders"]) == "success"
+    trace.steps.append(agents.Step("oops", False, None, None, "error", 0.0))
+    trace.answer = "3"
+    assert agents.failure_mode(trace, "2", ["calculator"]) == "invalid tool call"
