@@ -1,4 +1,4 @@
-"""Command line: python -m llmlab doctor | fetch | build-exercises | start | bench."""
+"""Command line: python -m llmlab doctor | fetch | build-exercises | start | bench | lit."""
 
 from __future__ import annotations
 
@@ -119,6 +119,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_lit(args: argparse.Namespace) -> int:
+    """Serve LIT for the local model on loopback and print its URL (Ctrl+C stops it)."""
+    from llmlab import lit_app
+
+    try:
+        model, tokenizer = models.load(args.model)
+    except (models.FetchError, ValueError) as exc:
+        print(f"lit failed: {exc}", file=sys.stderr)
+        return 1
+    app, font = lit_app.build_app(model, tokenizer, max_new_tokens=args.max_new_tokens)
+    try:
+        server = lit_app.make_server(app, args.host, args.port)
+    except (OSError, ValueError) as exc:
+        print(f"lit failed: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    if font is None:
+        print("note: Material Icons font not found, icons will show as words (apt-get install "
+              "fonts-material-design-icons-iconfont, or set LLMLAB_ICON_FONT_DIR)", file=sys.stderr)
+    print(f"LIT is serving {args.model} at http://{args.host}:{server.server_port}/ (Ctrl+C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for python -m llmlab."""
     parser = argparse.ArgumentParser(prog="python -m llmlab", description=__doc__)
@@ -139,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the benchmarks in benchmarks/")
     p.add_argument("name", nargs="?", help="run only benchmarks whose file name contains this")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("lit", help="serve LIT (Learning Interpretability Tool) for the local model on localhost")
+    p.add_argument("--model", default=models.DEFAULT_MODEL, help="registered name, local folder or Hub id")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=5432, help="port (0: any free port)")
+    p.add_argument("--max-new-tokens", type=int, default=24, help="length of the model's answers")
+    p.set_defaults(func=cmd_lit)
     return parser
 
 
