@@ -77,11 +77,16 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int | None = None
     mean, std = x.mean(0), x.std(0) + 1e-6                       # from the training features only
     probe = LinearProbe(mean=mean, std=std, linear=torch.nn.Linear(x.shape[1], num_classes))
     opt = torch.optim.Adam(probe.linear.parameters(), lr=lr, weight_decay=weight_decay)
-    with torch.enable_grad():
-        for _ in range(steps):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(probe.logits(x), y).backward()
-            opt.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # matrices this small: extra threads only spin (100x slower on a busy CPU)
+    try:
+        with torch.enable_grad():
+            for _ in range(steps):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(probe.logits(x), y).backward()
+                opt.step()
+    finally:
+        torch.set_num_threads(threads)
     return probe
 
 
