@@ -19,11 +19,41 @@ from typing import Iterator
 
 import pytest
 from lab_server import free_port
-from test_browser import browser  # noqa: F401 - the shared headless Chromium fixture
+from test_browser import CHROMIUM, CHROMIUM_ARGS
 
 from llmlab import lit_app
 
 ROOT = Path(__file__).resolve().parent.parent
+# Width of an icon name drawn in the icon font: one glyph (24 px at 24px) if the font works, ~200 px as a word.
+ICON_WIDTH_JS = """async () => { const s = document.createElement('span');
+  s.className = 'material-icons'; s.textContent = 'arrow_drop_down'; document.body.appendChild(s);
+  try { await document.fonts.load("24px 'Material Icons'"); } catch (e) {}
+  await document.fonts.ready; const w = s.getBoundingClientRect().width; s.remove(); return w; }"""
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium (as test_browser.py's) that cannot see fonts installed on this machine for icons.
+
+    A student's browser on another machine has no Material Icons font; hiding Debian's copy from Chromium's
+    fontconfig makes the test pass only if the LIT server itself serves the font.
+    """
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test: install Debian's chromium (see .ci/run)")
+        pytest.skip("no Chromium on this machine (apt-get install chromium, or set LLMLAB_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path_factory.mktemp("fontconfig")
+    dirs = [d for d in Path("/usr/share/fonts").glob("*/*") if d.is_dir() and "material" not in d.name.lower()]
+    conf = folder / "fonts.conf"
+    conf.write_text("<?xml version='1.0'?><!DOCTYPE fontconfig SYSTEM 'fonts.dtd'><fontconfig>"
+                    + "".join(f"<dir>{d}</dir>" for d in dirs) + f"<cachedir>{folder}/cache</cachedir></fontconfig>")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     env=dict(os.environ, FONTCONFIG_FILE=str(conf)))
+        yield chromium
+        chromium.close()
 
 
 @contextlib.contextmanager
@@ -55,7 +85,7 @@ def running_lit(timeout_s: float = 90) -> Iterator[str]:
             proc.kill()
 
 
-def test_lit_lists_prompts_renders_icons_and_shows_salience(browser, tmp_path):  # noqa: F811
+def test_lit_lists_prompts_renders_icons_and_shows_salience(browser, tmp_path):
     if lit_app.find_icon_font() is None:
         pytest.fail("the Material Icons font is missing: apt-get install fonts-material-design-icons-iconfont "
                     "(or set LLMLAB_ICON_FONT_DIR to a folder holding MaterialIcons-Regular.woff2)")
@@ -75,9 +105,11 @@ def test_lit_lists_prompts_renders_icons_and_shows_salience(browser, tmp_path): 
 
             icon = page.locator("mwc-icon").first                  # icons are glyphs, not words
             icon.wait_for(timeout=10_000)
-            assert page.evaluate("async () => (await document.fonts.load('24px \"Material Icons\"')).length") > 0
-            width, text = icon.evaluate("el => [el.getBoundingClientRect().width, el.textContent.trim()]")
-            assert width < 40, f"icon {text!r} is {width:.0f} px wide: drawn as a word, the icon font is missing"
+            width = page.evaluate(ICON_WIDTH_JS)
+            assert width < 40, f"'arrow_drop_down' is {width:.0f} px wide: drawn as a word, the icon font is missing"
+            box, inner, text = icon.evaluate(
+                "el => [el.getBoundingClientRect().width, el.scrollWidth, el.textContent.trim()]")
+            assert inner <= box + 4, f"LIT's icon {text!r} overflows ({inner} px in {box:.0f} px): drawn as a word"
 
             row.click()
             option = page.locator(".interstitial-target-option", has_text=first["target"].strip()).first
