@@ -1,4 +1,4 @@
-"""Command line: python -m llmlab doctor | fetch | build-exercises | start | bench | progress."""
+"""Command line: python -m llmlab doctor | fetch | build-exercises | start | bench | progress | lit."""
 
 from __future__ import annotations
 
@@ -142,6 +142,34 @@ def cmd_progress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lit(args: argparse.Namespace) -> int:
+    """Serve LIT for the local model on loopback and print its URL (Ctrl+C stops it)."""
+    from llmlab import lit_app
+
+    try:
+        model, tokenizer = models.load(args.model)
+    except (fetch.FetchError, ValueError) as exc:
+        print(f"lit failed: {exc}", file=sys.stderr)
+        return 1
+    app, font = lit_app.build_app(model, tokenizer, max_new_tokens=args.max_new_tokens)
+    try:
+        server = lit_app.make_server(app, args.host, args.port)
+    except (OSError, ValueError) as exc:
+        print(f"lit failed: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    if font is None:
+        print("note: Material Icons font not found, icons will show as words (apt-get install "
+              "fonts-material-design-icons-iconfont, or set LLMLAB_ICON_FONT_DIR)", file=sys.stderr)
+    print(f"LIT is serving {args.model} at http://{args.host}:{server.server_port}/ (Ctrl+C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for python -m llmlab."""
     parser = argparse.ArgumentParser(prog="python -m llmlab", description=__doc__)
@@ -170,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=120, help="seconds one cell may run (default 120)")
     p.add_argument("--workspace", type=Path, default=None, help="the folder to read (default: ./workspace)")
     p.set_defaults(func=cmd_progress)
+    p = sub.add_parser("lit", help="serve LIT (Learning Interpretability Tool) for the local model on localhost")
+    p.add_argument("--model", default=models.DEFAULT_MODEL, help="registered name, local folder or Hub id")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=5432, help="port (0: any free port)")
+    p.add_argument("--max-new-tokens", type=int, default=24, help="length of the model's answers")
+    p.set_defaults(func=cmd_lit)
     return parser
 
 

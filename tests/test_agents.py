@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from llmlab import agents, models, structured
+from llmlab import agents, fixtures, models, structured
 from llmlab.tasks import company_docs
 
 ORDERS = {"Q-1000": {"customer": "A", "product": "Amsel Ridge", "quantity": 2, "unit_price": 10.5,
@@ -82,7 +82,7 @@ def test_agent_step_dispatches_and_appends_observation():
 
 
 def test_run_agent_on_tiny_model_is_always_valid_when_constrained():
-    model, tok = models.tiny_model(), models.tiny_tokenizer()
+    model, tok = fixtures.tiny_model(), fixtures.tiny_tokenizer()
     trace = agents.run_agent(model, tok, "What is 1 + 1?", tools(), max_steps=1, max_new_tokens=12)
     assert len(trace.steps) == 1
     schema = agents.tool_schema(["orders", "calculator", "final_answer"])

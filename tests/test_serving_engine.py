@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from llmlab import attention, kv_cache, models
+from llmlab import attention, fixtures, kv_cache, models
 from llmlab.serving import engine
 
 
 @pytest.fixture(scope="module")
 def w():
-    return attention.from_model(models.tiny_model())
+    return attention.from_model(fixtures.tiny_model())
 
 
 def test_ragged_step_equals_decoding_each_sequence_alone(w):

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from llmlab import attention, kv_cache, models
+from llmlab import attention, fixtures, kv_cache, models
 from llmlab.serving import prefix_cache as P
 
 
 @pytest.fixture(scope="module")
 def w():
-    return attention.from_model(models.tiny_model())
+    return attention.from_model(fixtures.tiny_model())
 
 
 def test_start_from_a_cached_prefix_gives_the_full_prefill_logits(w):

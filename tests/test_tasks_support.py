@@ -2,12 +2,12 @@
 
 import pytest
 
-from llmlab import models
+from llmlab import fixtures, models
 from llmlab.tasks import support
 
 
 def test_system_turn_is_a_prefix_of_each_request():
-    tok = models.tiny_tokenizer()
+    tok = fixtures.tiny_tokenizer()
     if getattr(tok, "chat_template", None) is None:
         pytest.skip("the tiny tokenizer has no chat template")
     prefix = support.system_ids(tok)
