@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from llmlab import agents, fixtures, models, structured
+from llmlab import agents, fixtures, structured
 from llmlab.tasks import company_docs
 
 ORDERS = {"Q-1000": {"customer": "A", "product": "Amsel Ridge", "quantity": 2, "unit_price": 10.5,
@@ -64,7 +64,7 @@ def test_parse_tool_call():
 
 def test_schema_regex_accepts_only_valid_calls():
     schema = agents.tool_schema(["orders", "final_answer"])
-    constraint = structured.JsonSchema(schema)
+    constraint = structured.json_schema_constraint(schema)
     assert constraint.is_complete('{"tool": "orders", "input": "Q-1000"}')
     assert not constraint.is_complete('{"tool": "shell", "input": "ls"}')
 
@@ -86,7 +86,7 @@ def test_run_agent_on_tiny_model_is_always_valid_when_constrained():
     trace = agents.run_agent(model, tok, "What is 1 + 1?", tools(), max_steps=1, max_new_tokens=12)
     assert len(trace.steps) == 1
     schema = agents.tool_schema(["orders", "calculator", "final_answer"])
-    assert structured.JsonSchema(schema).is_prefix(trace.steps[0].reply)
+    assert structured.json_schema_constraint(schema).is_prefix(trace.steps[0].reply)
     free = agents.run_agent(model, tok, "What is 1 + 1?", tools(), max_steps=1, constrained=False, max_new_tokens=4)
     assert free.steps[0].valid is False and free.answer is None and free.stop == "step budget"
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from llmlab import fixtures, retrieval as R
+from llmlab import fixtures
+from llmlab import retrieval as R
 from llmlab.retrieval import dense, rag
 from llmlab.tasks import company_docs
 
@@ -177,7 +178,6 @@ def test_place_gold():
 
 
 def test_answer_on_tiny_model():
-    from llmlab import models
 
     out = rag.answer(fixtures.tiny_model(), fixtures.tiny_tokenizer(), "Q?", ["passage"], max_new_tokens=3)
     assert isinstance(out, str)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from llmlab import attention, fixtures, kv_cache, models
+from llmlab import attention, fixtures, kv_cache
 from llmlab.serving import prefix_cache, server
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from llmlab import fixtures, interpret, models
+from llmlab import fixtures, interpret
 from llmlab.checks import Check
 
 
