@@ -228,8 +228,8 @@ def _reply(model, tokenizer, messages: list[dict], constrained: bool, names: lis
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                         return_dict=True)["input_ids"]
     if constrained:
-        return structured.generate_constrained(model, tokenizer, ids, structured.json_schema_constraint(tool_schema(names)),
-                                   max_new_tokens=max_new_tokens)[0]
+        constraint = structured.json_schema_constraint(tool_schema(names))
+        return structured.generate_constrained(model, tokenizer, ids, constraint, max_new_tokens=max_new_tokens)[0]
     with torch.inference_mode():
         out = model.generate(ids.to(model.device), attention_mask=torch.ones_like(ids).to(model.device),
                              max_new_tokens=max_new_tokens, do_sample=False,
