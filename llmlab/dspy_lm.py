@@ -28,6 +28,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm would f
 import dspy  # noqa: E402
 from dspy.clients.engines.base import validate_request  # noqa: E402
 from dspy.lm15 import Message, Request, Response, TextPart, Usage  # noqa: E402
+from dspy.utils.exceptions import AdapterParseError  # noqa: E402
 
 MAX_STRING_LENGTH = 160  # a free-text JSON field (e.g. ChainOfThought's reasoning) is cut at this many characters
 
@@ -102,6 +103,38 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
     return (text[:min(cuts)], True) if cuts else (text, False)
 
 
+def constrained_generate(model, tokenizer, input_ids: torch.Tensor, constraint, max_new_tokens: int,
+                         settings: sampling.SamplingSettings, seed: int = 0, shortlist: int = 64) -> str:
+    """structured.generate's output, faster when the model's favourites are not allowed (a forced JSON key).
+
+    Greedy: try the `shortlist` most likely tokens, then fall back to structured.allowed_tokens' mask (which checks
+    tokens grouped by first character) instead of walking the whole sorted vocabulary. Sampling: structured's own
+    choose_token.
+    """
+    index = structured.token_index(tokenizer, model.get_output_embeddings().weight.shape[0])
+    eos = min(index.eos_ids)
+
+    def ok(text: str, token: int) -> bool:
+        if token in index.eos_ids:
+            return constraint.is_complete(text)
+        piece = index.texts[token] if token < index.vocab_size else None
+        return piece is not None and constraint.is_prefix(text + piece)
+
+    def choose(token_ids: list[int], logits: torch.Tensor, processed: torch.Tensor, gen: torch.Generator) -> int:
+        text = "".join(index.texts[i] or "" for i in token_ids if i not in index.eos_ids)
+        if not settings.greedy:
+            return structured.choose_token(constraint, text, index, logits, processed, False, gen)
+        for token in logits.topk(shortlist).indices.tolist():
+            if ok(text, token):
+                return token
+        allowed = structured.allowed_tokens(constraint, text, index)
+        return int(logits.masked_fill(~allowed, float("-inf")).argmax()) if allowed.any() else eos
+
+    gen = sampling.decode(model, input_ids, max_new_tokens, settings, 1, seed, eos_token_id=sorted(index.eos_ids),
+                          choose=choose)[0]
+    return "".join(index.texts[i] or "" for i in gen.token_ids if i not in index.eos_ids)
+
+
 class LocalEngine:
     """A dspy engine: one generation from a local causal LM per complete(Request) call.
 
@@ -158,7 +191,7 @@ class LocalEngine:
         self.calls += 1
         constraint = schema_constraint(config.response_format, self.max_string_length) if self.constrain else None
         if constraint is not None:
-            text = structured.generate(self.model, self.tokenizer, ids, constraint, max_tokens, settings, seed=seed)[0]
+            text = constrained_generate(self.model, self.tokenizer, ids, constraint, max_tokens, settings, seed)
             finished = constraint.is_complete(text)
             n_out = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + int(finished)
         else:
@@ -217,3 +250,41 @@ def configure_cache(path: str | Path | None = None, enabled: bool = True) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     dspy.configure_cache(enable_disk_cache=enabled, enable_memory_cache=enabled, disk_cache_dir=str(folder))
     return folder
+
+
+# ---------------------------------------------------------------- scoring a program per example
+
+
+def as_examples(rows, input_key: str = "text", output_key: str = "label", input_name: str = "message",
+                output_name: str = "team") -> list:
+    """dspy.Example objects (inputs marked) from task rows {'text', 'label'}."""
+    validate.non_empty("rows", rows)
+    return [dspy.Example(**{input_name: r[input_key], output_name: r[output_key]}).with_inputs(input_name)
+            for r in rows]
+
+
+def evaluate_program(program, examples, metric) -> tuple[list[float], int]:
+    """Per-example metric scores of a dspy program (a reply the adapter cannot parse scores 0) and the parse failures.
+
+    Per-example scores (not only the mean) are what a paired bootstrap of a before/after difference needs.
+    """
+    validate.non_empty("examples", examples)
+    if not callable(metric):
+        raise TypeError(f"metric must be a function (example, prediction, trace=None) -> number, "
+                        f"got {type(metric).__name__}")
+    scores, failures = [], 0
+    for i, example in enumerate(examples):
+        try:
+            prediction = program(**example.inputs())
+        except AdapterParseError:
+            failures += 1
+            scores.append(0.0)
+            continue
+        value = metric(example, prediction)
+        if isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, (int, float)) or value != value:
+            raise TypeError(f"metric must return a number (int, float or bool), got {type(value).__name__} "
+                            f"{value!r:.40} for examples[{i}]")
+        scores.append(float(value))
+    return scores, failures

@@ -306,3 +306,11 @@ def run_injection(model, tokenizer, cases: Sequence[tuple[str, bool]], defense: 
         else:
             replies.append(generate_reply(model, tokenizer, injection_messages(document, defense), max_new_tokens)[0])
     return score_injection(defense, replies, [a for _, a in cases]), replies
+
+
+def vote_over_replies(replies: Sequence[str], labels: Sequence[str]) -> tuple[str | None, int]:
+    """Self-consistency's last step: read each reasoning path's final label and take sampling.majority_vote."""
+    if isinstance(replies, str):
+        raise TypeError("replies must be a list of reply strings, got one str")
+    validate.non_empty("replies", replies)
+    return sampling.majority_vote([extract_answer(r, labels) for r in replies])

@@ -24,3 +24,13 @@ def load_tickets(split: str = "train") -> list[dict]:
     validate.one_of("split", split, SPLITS)
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     return [{"text": r["text"], "label": r["label"]} for r in rows if r["split"] == split]
+
+
+def normalize(label) -> str:
+    """A label compared loosely: str, stripped, lower-case ('' for None)."""
+    return "" if label is None else str(label).strip().lower()
+
+
+def team_metric(example, prediction, trace=None) -> float:
+    """DSPy metric: 1.0 when the predicted team equals the gold team (case and spaces ignored), else 0.0."""
+    return float(normalize(getattr(prediction, "team", None)) == normalize(example.team))
