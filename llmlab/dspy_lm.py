@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -283,7 +284,7 @@ def evaluate_program(program, examples, metric) -> tuple[list[float], int]:
         value = metric(example, prediction)
         if isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, (int, float)) or value != value:
+        if not isinstance(value, (int, float)) or math.isnan(value):
             raise TypeError(f"metric must return a number (int, float or bool), got {type(value).__name__} "
                             f"{value!r:.40} for examples[{i}]")
         scores.append(float(value))

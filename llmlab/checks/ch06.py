@@ -30,7 +30,7 @@ def check_route_program(build_router) -> None:
         c.that(list(signature.input_fields) == ["message"], case,
                f"input fields: expected ['message'], got {list(signature.input_fields)}")
         c.that(list(signature.output_fields) == ["team"], case,
-               f"output fields: expected ['team'] (declared with dspy.OutputField), got {list(signature.output_fields)}")
+               f"output fields: expected ['team'] (a dspy.OutputField), got {list(signature.output_fields)}")
         annotation = signature.output_fields["team"].annotation
         got = sorted(typing.get_args(annotation)) if typing.get_origin(annotation) is typing.Literal else annotation
         c.that(got == sorted(LABELS), case,

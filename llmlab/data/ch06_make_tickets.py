@@ -1,9 +1,9 @@
 """Write ch06_tickets.jsonl: customer-support messages to route to one of four teams (deterministic, seed 6).
 
 Run: python llmlab/data/ch06_make_tickets.py. 400 distinct messages, 100 per team, split 100 train / 100 dev /
-200 test. Each message comes from a per-team template with random fillers, an optional greeting and sign-off; about
-a third use indirect wording (no obvious keyword), so the routing rule has to be learned from the instruction or
-the demos, not only matched on a word.
+200 test. Each message comes from one of ten per-team templates with random fillers, an optional greeting and
+sign-off; several templates carry no team keyword ("It says delivered but nothing is at my door"), so the routing
+rule has to come from the instruction or the demos, not from matching one word.
 """
 
 from __future__ import annotations

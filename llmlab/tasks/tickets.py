@@ -34,3 +34,18 @@ def normalize(label) -> str:
 def team_metric(example, prediction, trace=None) -> float:
     """DSPy metric: 1.0 when the predicted team equals the gold team (case and spaces ignored), else 0.0."""
     return float(normalize(getattr(prediction, "team", None)) == normalize(example.team))
+
+
+def route_program():
+    """The un-optimized DSPy program: dspy.Predict over the signature message -> team (a Literal of LABELS)."""
+    from typing import Literal
+
+    import dspy
+
+    class Route(dspy.Signature):
+        """Route the customer message to the team that handles it."""
+
+        message: str = dspy.InputField()
+        team: Literal["billing", "shipping", "account", "technical"] = dspy.OutputField()
+
+    return dspy.Predict(Route)
