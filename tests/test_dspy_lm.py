@@ -125,3 +125,24 @@ def test_bad_input_is_named(tiny):
         dspy_lm.LocalEngine(model, bare)
     with pytest.raises(TypeError, match="Request"):
         dspy_lm.LocalEngine(model, tok).complete({"messages": []})
+
+
+def test_evaluate_program_scores_and_bad_metrics():
+    from dspy.utils import DummyLM
+
+    from llmlab.tasks import tickets
+
+    examples = dspy_lm.as_examples([{"text": "my parcel is late", "label": "shipping"},
+                                    {"text": "charged twice", "label": "billing"}])
+    lm = DummyLM({"parcel": {"team": "shipping"}, "charged": {"team": "account"}})
+    with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        scores, failures = dspy_lm.evaluate_program(tickets.route_program(), examples, tickets.team_metric)
+        assert scores == [1.0, 0.0] and failures == 0
+        with pytest.raises(TypeError, match="metric must return a number"):
+            dspy_lm.evaluate_program(tickets.route_program(), examples, lambda e, p, t=None: "yes")
+        with pytest.raises(TypeError, match="metric must be a function"):
+            dspy_lm.evaluate_program(tickets.route_program(), examples, "accuracy")
+    with pytest.raises(ValueError, match="examples must have at least one item"):
+        dspy_lm.evaluate_program(tickets.route_program(), [], tickets.team_metric)
+    with pytest.raises(ValueError, match="rows must have at least one item"):
+        dspy_lm.as_examples([])
