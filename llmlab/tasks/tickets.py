@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from llmlab import validate
 
@@ -38,9 +39,7 @@ def team_metric(example, prediction, trace=None) -> float:
 
 def route_program():
     """The un-optimized DSPy program: dspy.Predict over the signature message -> team (a Literal of LABELS)."""
-    from typing import Literal
-
-    import dspy
+    import dspy  # imported here: loading the task data does not need DSPy
 
     class Route(dspy.Signature):
         """Route the customer message to the team that handles it."""
