@@ -2,8 +2,9 @@
 
 Programs compared on the same test split (never seen by an optimizer): zero-shot with DSPy's default ChatAdapter
 and free decoding (the failure), zero-shot with JSONAdapter + schema-constrained decoding (the un-optimized
-program), hand-written few-shot (balanced demos), LabeledFewShot, BootstrapFewShot and KNNFewShot. Writes the best
-optimized program to llmlab/data/ch06_optimized_router.json and a report via benchmarks/common.py.
+program), hand-written few-shot (balanced demos), LabeledFewShot and BootstrapFewShot. Writes BootstrapFewShot's
+program (chosen in advance) to llmlab/data/ch06_optimized_router.json, every per-example score to
+llmlab/data/ch06_dspy_scores.json, and a report via benchmarks/common.py.
 MIPROv2/COPRO are left out: they need a proposer LM to write instructions, and SmolLM2-135M's proposals do not parse.
 KNNFewShot is left out for cost: it runs BootstrapFewShot (k extra model calls) for every test input.
 
