@@ -1,0 +1,229 @@
+"""Check-can-fail tests for chapter 06's exercise checks."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+import dspy
+from checks_harness import CheckCase, make_tests
+
+from llmlab import prompting, sampling
+from llmlab.checks import ch06
+from llmlab.tasks import tickets
+
+Team = Literal["billing", "shipping", "account", "technical"]
+
+
+class Route(dspy.Signature):
+    """Route the customer message to the team that handles it."""
+
+    message: str = dspy.InputField()
+    team: Team = dspy.OutputField()
+
+
+class Router(dspy.Module):
+    def __init__(self, signature=Route):
+        super().__init__()
+        self.route = dspy.Predict(signature)
+
+    def forward(self, message):
+        return self.route(message=message)
+
+
+class RouteTeamAsInput(dspy.Signature):
+    """Route the customer message to the team that handles it."""
+
+    message: str = dspy.InputField()
+    team: Team = dspy.InputField()
+
+
+class RouteFreeText(dspy.Signature):
+    """Route the customer message to the team that handles it."""
+
+    message: str = dspy.InputField()
+    team: str = dspy.OutputField()
+
+
+class RouteNoDocstring(dspy.Signature):
+    message: str = dspy.InputField()
+    team: Team = dspy.OutputField()
+
+
+class RouteMissingLabel(dspy.Signature):
+    """Route the customer message to the team that handles it."""
+
+    message: str = dspy.InputField()
+    team: Literal["billing", "shipping", "account"] = dspy.OutputField()
+
+
+class RouterReturnsString(Router):
+    def forward(self, message):
+        return self.route(message=message).team
+
+
+class RouterIgnoresMessage(Router):
+    def forward(self, message):
+        return self.route(message="a customer message")
+
+
+class RouterWithoutPredictor(dspy.Module):
+    def forward(self, message):
+        return dspy.Prediction(team="billing")
+
+
+def build_router():
+    return Router()
+
+
+def team_as_input():
+    return Router(RouteTeamAsInput)
+
+
+def team_free_text():
+    return Router(RouteFreeText)
+
+
+def no_docstring():
+    return Router(RouteNoDocstring)
+
+
+def missing_label():
+    return Router(RouteMissingLabel)
+
+
+def returns_the_class():
+    return Router
+
+
+def metric_case_sensitive(example, prediction, trace=None):
+    return float(prediction.team == example.team)
+
+
+def metric_substring(example, prediction, trace=None):
+    return float(str(prediction.team).strip().lower() in example.team)
+
+
+def metric_returns_text(example, prediction, trace=None):
+    return "correct" if tickets.normalize(prediction.team) == example.team else "wrong"
+
+
+def metric_without_trace(example, prediction):
+    return tickets.team_metric(example, prediction)
+
+
+def metric_crashes_on_none(example, prediction, trace=None):
+    return float(prediction.team.strip().lower() == example.team)
+
+
+def few_shot_one_block(instruction, examples, query, input_key="text", output_key="label"):
+    demos = "\n".join(f"{e[input_key]} -> {e[output_key]}" for e in examples)
+    return [{"role": "system", "content": instruction}, {"role": "user", "content": demos + "\n" + query}]
+
+
+def few_shot_no_system(instruction, examples, query, input_key="text", output_key="label"):
+    return prompting.few_shot_messages(instruction, examples, query, input_key, output_key)[1:]
+
+
+def few_shot_roles_swapped(instruction, examples, query, input_key="text", output_key="label"):
+    out = [{"role": "system", "content": instruction}]
+    for e in examples:
+        out += [{"role": "assistant", "content": e[input_key]}, {"role": "user", "content": e[output_key]}]
+    return out + [{"role": "user", "content": query}]
+
+
+def few_shot_drops_last_demo(instruction, examples, query, input_key="text", output_key="label"):
+    return prompting.few_shot_messages(instruction, examples[:-1] if examples else [], query, input_key,
+                                       output_key)
+
+
+def few_shot_query_first(instruction, examples, query, input_key="text", output_key="label"):
+    out = prompting.few_shot_messages(instruction, examples, query, input_key, output_key)
+    return [out[0], out[-1]] + out[1:-1]
+
+
+def extract_first_mention(text, labels):
+    found = [(text.lower().find(label), label) for label in labels if label in text.lower()]
+    return min(found)[1] if found else None
+
+
+def extract_case_sensitive(text, labels):
+    found = [label for label in labels if label in text]
+    return found[-1] if found else None
+
+
+def extract_empty_string(text, labels):
+    return prompting.extract_answer(text, labels) or ""
+
+
+def extract_as_written(text, labels):
+    import re
+    match = re.search(r"answer:\s*(\w+)", text, re.IGNORECASE)
+    return match.group(1) if match else prompting.extract_answer(text, labels)
+
+
+def vote_counts_none(replies, labels):
+    answers = [prompting.extract_answer(r, labels) for r in replies]
+    return Counter(answers).most_common(1)[0]
+
+
+def vote_alphabetical_ties(replies, labels):
+    counts = Counter(a for a in (prompting.extract_answer(r, labels) for r in replies) if a is not None)
+    if not counts:
+        return None, 0
+    best = max(counts.values())
+    return min(a for a, v in counts.items() if v == best), best
+
+
+def vote_first_mention(replies, labels):
+    return sampling.majority_vote([extract_first_mention(r, labels) for r in replies])
+
+
+def vote_answer_only(replies, labels):
+    return prompting.vote_over_replies(replies, labels)[0]
+
+
+def vote_first_reply(replies, labels):
+    answer = prompting.extract_answer(replies[0], labels)
+    return answer, int(answer is not None)
+
+
+def detect_always(text):
+    return True
+
+
+def detect_never(text):
+    return False
+
+
+def detect_case_sensitive(text):
+    return "ignore" in text and "instructions" in text or "disregard" in text or "override" in text
+
+
+def detect_word_instructions(text):
+    return "instruction" in text.lower() or "system" in text.lower()
+
+
+def detect_canary_only(text):
+    return "pwned" in text.lower()
+
+
+CASES = [
+    CheckCase(ch06.check_route_program, build_router,
+              [team_as_input, team_free_text, no_docstring, missing_label, returns_the_class, RouterReturnsString,
+               RouterIgnoresMessage, RouterWithoutPredictor]),
+    CheckCase(ch06.check_team_metric, tickets.team_metric,
+              [metric_case_sensitive, metric_substring, metric_returns_text, metric_without_trace,
+               metric_crashes_on_none]),
+    CheckCase(ch06.check_few_shot_messages, prompting.few_shot_messages,
+              [few_shot_one_block, few_shot_no_system, few_shot_roles_swapped, few_shot_drops_last_demo,
+               few_shot_query_first]),
+    CheckCase(ch06.check_extract_answer, prompting.extract_answer,
+              [extract_first_mention, extract_case_sensitive, extract_empty_string, extract_as_written]),
+    CheckCase(ch06.check_vote_over_replies, prompting.vote_over_replies,
+              [vote_counts_none, vote_alphabetical_ties, vote_first_mention, vote_answer_only, vote_first_reply]),
+    CheckCase(ch06.check_detect_injection, prompting.detect_injection,
+              [detect_always, detect_never, detect_case_sensitive, detect_word_instructions, detect_canary_only]),
+]
+
+test_check_passes_on_solution, test_check_fails_on_stub, test_check_fails_on_wrong_answer = make_tests(CASES)
