@@ -3,7 +3,8 @@
 Run `python -m llmlab.data.ch12_make_data` to rewrite (same seed, same files):
 
 - ch12_corpus.jsonl: instruction/response rows for dataset engineering. Most are clean; some are planted defects
-  (exact duplicates, near duplicates, too short, repetitive, not English, symbol noise, copies of test items).
+  (exact duplicates, near duplicates, too short, repetitive, not English, symbol noise, copies of test items);
+  a copy always comes after the row it copies, so "keep the first" removes the planted one.
   Each row's "kind" names what was planted, so a filter's precision and recall can be measured; the filters
   never read it.
 - ch12_test.jsonl: held-out instruction/response rows (the "benchmark" the corpus must not contain).
@@ -167,24 +168,25 @@ def verbose_answer(row: dict, rng: random.Random) -> str:
 
 
 def planted_defects(clean: list[dict], test: list[dict], rng: random.Random) -> list[dict]:
-    """Rows with planted defects: duplicates, near duplicates, junk and test copies (kind says which)."""
+    """Rows with planted defects (kind says which); "src" is the index of the clean row a defect was made from."""
     rows = []
-    for r in rng.sample(clean, 60):
-        q, a = r["instruction"], r["response"]
+    idx = range(len(clean))
+    for i in rng.sample(idx, 60):
+        q, a = clean[i]["instruction"], clean[i]["response"]
         if rng.random() < 0.5:
             q, a = "  " + q.upper(), a.lower() + " "
-        rows.append({"instruction": q, "response": a, "kind": "exact_dup"})
-    for i, r in enumerate(rng.sample(clean, 50)):
-        q, a = NEAR_EDITS[i % len(NEAR_EDITS)](r["instruction"], r["response"])
-        rows.append({"instruction": q, "response": a, "kind": "near_dup"})
-    for r in rng.sample(clean, 20):
-        rows.append({"instruction": r["instruction"], "response": rng.choice(["Yes.", "Ok", "?", "No idea.", "Hmm"]),
-                     "kind": "too_short"})
-    for r in rng.sample(clean, 20):
-        a = r["response"]
+        rows.append({"instruction": q, "response": a, "kind": "exact_dup", "src": i})
+    for e, i in enumerate(rng.sample(idx, 50)):
+        q, a = NEAR_EDITS[e % len(NEAR_EDITS)](clean[i]["instruction"], clean[i]["response"])
+        rows.append({"instruction": q, "response": a, "kind": "near_dup", "src": i})
+    for i in rng.sample(idx, 20):
+        rows.append({"instruction": clean[i]["instruction"], "kind": "too_short", "src": i,
+                     "response": rng.choice(["Yes.", "Ok", "?", "No idea.", "Hmm"])})
+    for i in rng.sample(idx, 20):
+        a = clean[i]["response"]
         junk = " ".join([a] * rng.randint(5, 8)) if rng.random() < 0.5 else \
             a + " " + " ".join([a.split()[-1].strip(".")] * rng.randint(12, 20))
-        rows.append({"instruction": r["instruction"], "response": junk, "kind": "repetitive"})
+        rows.append({"instruction": clean[i]["instruction"], "response": junk, "kind": "repetitive", "src": i})
     for q, a in FOREIGN + FOREIGN[:5]:
         rows.append({"instruction": q, "response": a, "kind": "not_english"})
     symbols = "#@%&*{}[]<>|~^=+_0123456789"
@@ -195,6 +197,15 @@ def planted_defects(clean: list[dict], test: list[dict], rng: random.Random) -> 
         q = t["instruction"] if i % 3 else "Answer this: " + t["instruction"].lower()
         rows.append({"instruction": q, "response": t["response"], "kind": "test_copy"})
     return rows
+
+
+def interleave(clean: list[dict], defects: list[dict], rng: random.Random) -> list[dict]:
+    """Clean rows in order, each defect placed at a random position after the clean row it was made from."""
+    keyed = [(float(i), r) for i, r in enumerate(clean)]
+    for r in defects:
+        start = r.pop("src", -1) + 1
+        keyed.append((start + rng.random() * (len(clean) - start), r))
+    return [r for _, r in sorted(keyed, key=lambda kr: kr[0])]
 
 
 def make_data(seed: int = SEED) -> dict[str, list[dict]]:
@@ -209,8 +220,7 @@ def make_data(seed: int = SEED) -> dict[str, list[dict]]:
     clean = [item(f, k, rng) for f, k in rng.sample(pool, N_CLEAN)]
     test = [item(f, k, rng) for f, k in test_keys]
     corpus = [{"instruction": r["instruction"], "response": r["response"], "kind": "clean"} for r in clean]
-    corpus += planted_defects(clean, test, rng)
-    rng.shuffle(corpus)
+    corpus = interleave(corpus, planted_defects(clean, test, rng), rng)
     corpus = [{"id": i, **r} for i, r in enumerate(corpus)]
     pref_keys = round_robin(keys, N_PREFS_TRAIN + N_PREFS_TEST)
     rng.shuffle(pref_keys)
