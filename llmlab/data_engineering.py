@@ -97,17 +97,24 @@ def minhash_permutations(num_perm: int = 128, seed: int = 1) -> tuple[np.ndarray
     return ab[0], ab[1]
 
 
-def minhash_signature(items: Iterable[str], num_perm: int = 128, seed: int = 1) -> np.ndarray:
-    """(num_perm,) uint64: for each hash function, the minimum hash over the set's items (max value if empty).
+def minhash_from_hashes(hashes: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(P,) uint64 signature from (N,) item hashes: for each p, min over items of ((a[p]*h + b[p]) mod M61) & (2**32-1).
 
-    The product a*h wraps modulo 2**64 before the mod-p step, exactly as in datasketch (numpy uint64).
+    M61 = 2**61 - 1. With numpy uint64, a*h wraps modulo 2**64 first, exactly as datasketch computes it.
+    An empty set gives 2**32 - 1 everywhere.
     """
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    if hashes.size == 0:
+        return np.full(len(a), _MAX_HASH, dtype=np.uint64)
+    permuted = np.bitwise_and((np.outer(hashes, a) + b) % _MERSENNE, _MAX_HASH)  # (N, P)
+    return permuted.min(axis=0)
+
+
+def minhash_signature(items: Iterable[str], num_perm: int = 128, seed: int = 1) -> np.ndarray:
+    """(num_perm,) uint64 MinHash signature of a set of strings (SHA-1 32-bit hashes, datasketch's permutations)."""
     a, b = minhash_permutations(num_perm, seed)
     hashes = np.array([sha1_hash32(s.encode("utf-8")) for s in set(items)], dtype=np.uint64)
-    if hashes.size == 0:
-        return np.full(num_perm, _MAX_HASH, dtype=np.uint64)
-    permuted = np.bitwise_and((np.outer(hashes, a) + b) % _MERSENNE, _MAX_HASH)  # (n_items, num_perm)
-    return permuted.min(axis=0)
+    return minhash_from_hashes(hashes, a, b)
 
 
 def minhash_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:

@@ -68,12 +68,24 @@ def preference_batch(tokenizer, pairs: Sequence[dict]) -> dict[str, torch.Tensor
             "completion_mask": (batch["labels"] != -100).long()}
 
 
+def masked_sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor,
+                             average: bool = False) -> torch.Tensor:
+    """(B,) sum (or mean) of the completion tokens' logprobs from (B, T, V) logits and (B, T) ids and mask.
+
+    Token t is predicted by the logits at position t-1: log_softmax(logits[:, :-1]) scores input_ids[:, 1:], and
+    completion_mask[:, 1:] says which of those count.
+    """
+    token_lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, input_ids[:, 1:, None])[..., 0]
+    mask = completion_mask[:, 1:].to(token_lp.device).float()  # (B, T-1)
+    total = (token_lp * mask).sum(dim=1)
+    return total / mask.sum(dim=1).clamp(min=1) if average else total
+
+
 def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
                       average: bool = False) -> torch.Tensor:
     """(B,) sum (or mean, if average) of log π(token | before) over the completion tokens of each row.
 
     input_ids, attention_mask, completion_mask: (B, T). Gradients flow (use torch.no_grad() for the reference).
-    Token t is predicted by the logits at t-1, so the masks are shifted by one.
     """
     V.token_ids("input_ids", input_ids)
     for name, m in [("attention_mask", attention_mask), ("completion_mask", completion_mask)]:
@@ -81,12 +93,9 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
             raise ValueError(f"{name} must be a tensor of shape {tuple(input_ids.shape)}, got "
                              f"{getattr(m, 'shape', type(m).__name__)}")
     device = next(model.parameters()).device
-    ids, attn = input_ids.to(device), attention_mask.to(device)
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()  # (B, T-1, V)
-    token_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1)
-    mask = completion_mask[:, 1:].to(device).float()
-    total = (token_lp * mask).sum(dim=1)
-    return total / mask.sum(dim=1).clamp(min=1) if average else total
+    ids = input_ids.to(device)
+    logits = model(input_ids=ids, attention_mask=attention_mask.to(device)).logits  # (B, T, V)
+    return masked_sequence_logprobs(logits, ids, completion_mask, average)
 
 
 # ---------------------------------------------------------------- DPO
