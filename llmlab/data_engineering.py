@@ -393,17 +393,32 @@ def generate_synthetic(model, tokenizer, seeds: Sequence[dict], n: int, shots: i
     return tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
+_SUM = re.compile(r"(\d+)\s*(?:\+|plus|and)\s*(\d+)")
+
+
+def verify_sum(row: dict) -> bool | None:
+    """For an addition question, whether the response's last number is the sum; None when it is not one."""
+    match = _SUM.search(row["instruction"].lower())
+    numbers = re.findall(r"-?\d+", row["response"])
+    if match is None or not numbers:
+        return None
+    return int(numbers[-1]) == int(match.group(1)) + int(match.group(2))
+
+
 def filter_synthetic(continuations: Sequence[str], existing: Sequence[str], near_threshold: float = 0.7,
                      rules: QualityRules = QualityRules()) -> tuple[list[dict], Counter]:
     """Keep parsed, good-quality generations that are not near duplicates of `existing` texts or of each other.
 
-    Returns (kept rows, Counter of why the others were dropped: 'unparsed', a quality rule, 'near_dup').
+    Addition questions are also verified (`verify_sum`): a wrong sum is dropped as 'wrong_sum'.
+    Returns (kept rows, Counter of why the others were dropped: 'unparsed', a quality rule, 'wrong_sum', 'near_dup').
     """
     reasons: Counter = Counter()
     parsed = []
     for c in V.non_empty("continuations", continuations):
         row = parse_synthetic(c)
         problem = "unparsed" if row is None else quality_problem(row["instruction"], row["response"], rules)
+        if not problem and verify_sum(row) is False:
+            problem = "wrong_sum"
         if problem:
             reasons[problem] += 1
         else:

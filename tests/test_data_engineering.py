@@ -142,11 +142,17 @@ def test_self_instruct_prompt_and_parse():
 
 
 def test_filter_synthetic_reasons():
-    gens = [" What is 5 plus 1?\nA: 5 plus 1 is 6.", " What is 5 plus 1?\nA: 5 plus 1 is 6.", "garbage",
+    gens = [" What is 7 plus 1?\nA: 7 plus 1 is 9.", " What is 5 plus 1?\nA: 5 plus 1 is 6.", " What is 5 plus 1?\nA: 5 plus 1 is 6.", "garbage",
             " Name a colour.\nA: Red.", " What is 2 plus 2?\nA: 2 plus 2 is 4."]
     kept, reasons = de.filter_synthetic(gens, existing=["What is 2 plus 2? 2 plus 2 is 4."])
     assert kept == [{"instruction": "What is 5 plus 1?", "response": "5 plus 1 is 6."}]
-    assert reasons == Counter({"near_dup": 2, "unparsed": 1, "too_short": 1})
+    assert reasons == Counter({"near_dup": 2, "unparsed": 1, "too_short": 1, "wrong_sum": 1})
+
+
+def test_verify_sum():
+    assert de.verify_sum({"instruction": "Add 12 and 30.", "response": "12 plus 30 is 42."}) is True
+    assert de.verify_sum({"instruction": "Compute 2 + 2.", "response": "It is 5."}) is False
+    assert de.verify_sum({"instruction": "Name a colour.", "response": "Red is 1 colour."}) is None
 
 
 def test_generate_synthetic_on_the_tiny_model(tiny):
