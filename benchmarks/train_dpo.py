@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -83,21 +84,22 @@ def reward_model(model, tok, train: list[dict], test: list[dict]) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def measure(steps: int, batch_size: int, lr: float, beta: float, max_new_tokens: int, out: Path) -> dict:
+def measure(steps: int, batch_size: int, lr: float, beta: float, max_new_tokens: int, out: Path, n_eval: int = 60,
+            rm_train: int = 240) -> dict:
     """Base replies, DPO training with LoRA, tuned replies, judge, reward model; returns every number."""
     from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
     torch.manual_seed(0)
     model, tok = models.load(device="cpu")
-    train, test = facts.load_preferences("train"), facts.load_preferences("test")
+    train, test = facts.load_preferences("train"), facts.load_preferences("test")[:n_eval]
     prompts = [p["prompt"] for p in test]
     load_start = os.getloadavg()
 
     start = time.perf_counter()
     base_replies = pt.chat_replies(model, tok, prompts, max_new_tokens=max_new_tokens)
     gen_seconds = time.perf_counter() - start
-    rm = reward_model(model, tok, train, test)
+    rm = reward_model(model, tok, train[:rm_train], test)
     print(f"base replies {gen_seconds:.0f}s; reward head accuracy {rm['accuracy']:.1%}", flush=True)
 
     config = lora.order_lora_config(r=8, alpha=16, dropout=0.0, last_layers=10)
@@ -199,12 +201,13 @@ def format_report(r: dict, header: str) -> str:
 
 {header}
 Load average at the end: {", ".join(f"{x:.2f}" for x in r["load_end"])}.
-Script: `flock /tmp/llmlab-heavy.lock python benchmarks/train_dpo.py --steps {r["steps"]}`.
+Script: `flock /tmp/llmlab-heavy.lock python benchmarks/train_dpo.py {r.get("argv", "")}`.
 
-Data: 240 training pairs, 60 held-out pairs (`llmlab/data/ch12_prefs_*.jsonl`, seeded generator
-`llmlab/data/ch12_make_data.py`). Chosen = short correct reply; rejected = the correct reply buried in a preamble
-and filler (60%) or a short wrong reply (40%). Judge (`posttraining.judge_reply`): +1 if the gold answer appears
-as a word, +1 if the reply has at most 20 words; greedy replies, at most 48 new tokens.
+Data: 240 training pairs, {len(r["prompts"])} of the 60 held-out pairs (`llmlab/data/ch12_prefs_*.jsonl`, seeded
+generator `llmlab/data/ch12_make_data.py`). Chosen = short correct reply; rejected = the correct reply buried in a
+preamble and filler (60%) or a short wrong reply (40%). Judge (`posttraining.judge_reply`): +1 if the gold answer
+appears as a word, +1 if the reply has at most 20 words; greedy replies, at most {r.get("max_new_tokens", 48)} new
+tokens.
 
 | measure | value |
 |---|---|
@@ -234,6 +237,8 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n-eval", type=int, default=60, help="held-out prompts/pairs to evaluate on (of 60)")
+    parser.add_argument("--rm-train", type=int, default=240, help="training pairs for the reward head (of 240)")
     parser.add_argument("--out", type=Path, default=ADAPTER_DIR)
     parser.add_argument("--raw", type=Path, default=Path(tempfile.gettempdir()) / "llmlab-dpo-raw.json",
                         help="where the measured numbers are kept (reformat them with --format-only)")
@@ -245,8 +250,11 @@ def main() -> None:
         header = r["header"]
     else:
         header = machine_header()
-        r = measure(args.steps, args.batch_size, args.lr, args.beta, args.max_new_tokens, args.out)
+        r = measure(args.steps, args.batch_size, args.lr, args.beta, args.max_new_tokens, args.out, args.n_eval,
+                    args.rm_train)
         r["header"] = header
+        r["argv"] = " ".join(sys.argv[1:])
+        r["max_new_tokens"] = args.max_new_tokens
         args.raw.write_text(json.dumps(r))
     (args.out / "train_log.json").write_text(json.dumps(train_log(r), indent=1) + "\n")
     (args.out / "README.md").write_text(

@@ -142,7 +142,8 @@ def test_self_instruct_prompt_and_parse():
 
 
 def test_filter_synthetic_reasons():
-    gens = [" What is 7 plus 1?\nA: 7 plus 1 is 9.", " What is 5 plus 1?\nA: 5 plus 1 is 6.", " What is 5 plus 1?\nA: 5 plus 1 is 6.", "garbage",
+    gens = [" What is 7 plus 1?\nA: 7 plus 1 is 9.", " What is 5 plus 1?\nA: 5 plus 1 is 6.",
+            " What is 5 plus 1?\nA: 5 plus 1 is 6.", "garbage",
             " Name a colour.\nA: Red.", " What is 2 plus 2?\nA: 2 plus 2 is 4."]
     kept, reasons = de.filter_synthetic(gens, existing=["What is 2 plus 2? 2 plus 2 is 4."])
     assert kept == [{"instruction": "What is 5 plus 1?", "response": "5 plus 1 is 6."}]
