@@ -58,7 +58,7 @@ def request_messages(request: Request) -> list[dict]:
 
 
 def schema_constraint(response_format: dict | None, max_string_length: int = MAX_STRING_LENGTH):
-    """A structured.JsonSchema constraint for a json_schema response_format (None when there is no schema).
+    """A structured.json_schema_constraint constraint for a json_schema response_format (None when there is no schema).
 
     Keeps the subset llmlab.structured decodes: enum (a Literal field), string, integer and number properties.
     """
@@ -76,7 +76,7 @@ def schema_constraint(response_format: dict | None, max_string_length: int = MAX
         else:
             raise ValueError(f"response_format property {name!r} must be a string, integer, number or enum for "
                              f"constrained decoding, got {prop!r}")
-    return structured.JsonSchema(subset)
+    return structured.json_schema_constraint(subset)
 
 
 def _request_key(messages: list[dict], config) -> str:

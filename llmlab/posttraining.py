@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from llmlab import lora
 from llmlab import validate as V
+from llmlab.tasks import orders
 from llmlab.tokens import pad_token_id
 
 # ---------------------------------------------------------------- numerics
@@ -63,7 +63,7 @@ def preference_batch(tokenizer, pairs: Sequence[dict]) -> dict[str, torch.Tensor
     V.non_empty("pairs", pairs)
     chosen = [encode_response(tokenizer, p["prompt"], p["chosen"]) for p in pairs]
     rejected = [encode_response(tokenizer, p["prompt"], p["rejected"]) for p in pairs]
-    batch = lora.collate(chosen + rejected, pad_token_id(tokenizer))
+    batch = orders.collate(chosen + rejected, pad_token_id(tokenizer))
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
             "completion_mask": (batch["labels"] != -100).long()}
 
@@ -187,7 +187,7 @@ def response_features(model, tokenizer, prompts: Sequence[str], responses: Seque
     device = next(model.parameters()).device
     feats = []
     for i in range(0, len(encoded), batch_size):
-        batch = lora.collate(encoded[i:i + batch_size], pad_token_id(tokenizer))
+        batch = orders.collate(encoded[i:i + batch_size], pad_token_id(tokenizer))
         out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
                     output_hidden_states=True)
         last = batch["attention_mask"].sum(1) - 1  # index of each row's last real token

@@ -8,7 +8,7 @@ import dspy
 import pytest
 from dspy.lm15 import Config, Message, Request
 
-from llmlab import dspy_lm, models
+from llmlab import dspy_lm, fixtures
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_bad_input_is_named(tiny):
         dspy_lm.local_lm(model, tok, max_tokens=-5)
     with pytest.raises(ValueError, match="temperature"):
         dspy_lm.local_lm(model, tok, temperature=3.0)
-    bare = models.tiny_tokenizer()
+    bare = fixtures.tiny_tokenizer()
     bare.chat_template = None
     with pytest.raises(ValueError, match="chat template"):
         dspy_lm.LocalEngine(model, bare)

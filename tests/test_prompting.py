@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmlab import prompting
+from llmlab import fixtures, prompting
 from llmlab.tasks import tickets
 
 LABELS = list(tickets.LABELS)
@@ -31,8 +31,7 @@ def test_encode_messages_needs_a_chat_template(tiny):
     _, tok = tiny
     ids = prompting.encode_messages(tok, [{"role": "user", "content": "hi"}])
     assert ids.shape[0] == 1
-    from llmlab import models
-    tok2 = models.tiny_tokenizer()
+    tok2 = fixtures.tiny_tokenizer()
     tok2.chat_template = None
     with pytest.raises(ValueError, match="chat template"):
         prompting.encode_messages(tok2, [{"role": "user", "content": "hi"}])
