@@ -32,7 +32,7 @@ DATA = Path(D.PROMPTS).with_name("ch07_distill.jsonl")
 
 
 @torch.inference_mode()
-def make_data(model, tokenizer, prompts: list[str], max_new_tokens: int, batch: int = 32) -> list[dict]:
+def make_data(model, tokenizer, prompts: list[str], max_new_tokens: int, batch: int = 20) -> list[dict]:
     """The target's greedy answer ids to each chat-formatted prompt (batched, left-padded)."""
     tokenizer.padding_side = "left"
     rows = []
@@ -51,6 +51,20 @@ def make_data(model, tokenizer, prompts: list[str], max_new_tokens: int, batch: 
             rows.append({"prompt": p, "prompt_ids": prompt_ids, "answer_ids": answer})
         print(f"  generated {len(rows)}/{len(prompts)}", flush=True)
     return rows
+
+
+def write_data(model, tokenizer, max_new_tokens: int, limit: int | None = None, batch: int = 20) -> None:
+    """Answer the distillation prompts (shuffled with seed 0) batch by batch, appending to DATA as it goes."""
+    prompts = D.prompts("train")
+    random.Random(0).shuffle(prompts)
+    prompts = prompts[:limit]
+    start = time.time()
+    DATA.write_text("")
+    for i in range(0, len(prompts), batch):
+        rows = make_data(model, tokenizer, prompts[i:i + batch], max_new_tokens, batch)
+        with DATA.open("a") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"  {i + len(rows)}/{len(prompts)} prompts answered ({time.time() - start:.0f} s)", flush=True)
 
 
 def choose_vocab(rows: list[dict], size: int) -> torch.Tensor:
@@ -129,7 +143,8 @@ def acceptance(target_w, draft, vocab_ids, tokenizer, prompts: list[str], new_to
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regenerate", action="store_true", help="regenerate the distillation data")
-    ap.add_argument("--max-new-tokens", type=int, default=160)
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--prompts", type=int, default=None, help="answer only the first N (shuffled) prompts")
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--batch", type=int, default=16)
@@ -140,11 +155,9 @@ def main() -> None:
 
     model, tokenizer = models.load(device="cpu")
     if args.regenerate or not DATA.exists():
-        start = time.time()
-        rows = make_data(model, tokenizer, D.prompts("train"), args.max_new_tokens)
-        DATA.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        print(f"wrote {DATA} ({sum(len(r['answer_ids']) for r in rows)} answer tokens, {time.time() - start:.0f} s)")
+        write_data(model, tokenizer, args.max_new_tokens, args.prompts)
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    print(f"{len(rows)} distillation answers, {sum(len(r['answer_ids']) for r in rows)} tokens")
     vocab_ids = choose_vocab(rows, args.vocab)
     draft = D.init_from_target(model)
     head = model.get_input_embeddings().weight.detach()[vocab_ids].clone()
