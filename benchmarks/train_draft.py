@@ -129,7 +129,7 @@ def train(draft, head: torch.Tensor, rows: list[dict], vocab_ids: torch.Tensor, 
     return losses
 
 
-def acceptance(target_w, draft, vocab_ids, tokenizer, prompts: list[str], new_tokens: int = 48) -> float:
+def acceptance(target_w, draft, vocab_ids, tokenizer, prompts: list[str], new_tokens: int = 32) -> float:
     """Greedy acceptance rate α of the draft (reduced head) on prompts, γ = 4."""
     spec = D.draft_from_model(draft, target_w, vocab_ids)
     accepted = proposed = 0
@@ -151,7 +151,11 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=D.DRAFT_DIR)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a crowded machine)")
+    ap.add_argument("--eval-prompts", type=int, default=4, help="evaluation prompts for the acceptance printout")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model, tokenizer = models.load(device="cpu")
     if args.regenerate or not DATA.exists():
@@ -162,7 +166,7 @@ def main() -> None:
     draft = D.init_from_target(model)
     head = model.get_input_embeddings().weight.detach()[vocab_ids].clone()
     target_w = attention.from_model(model, max_positions=2048)
-    eval_prompts = D.prompts("eval")[:6]
+    eval_prompts = D.prompts("eval")[:args.eval_prompts]
     before = acceptance(target_w, draft, vocab_ids, tokenizer, eval_prompts)
     print(f"greedy acceptance before training (init from the target's first layers): {before:.3f}")
     start = time.time()
