@@ -61,7 +61,7 @@ def hf_generate(model, ids, n, eos, **kwargs) -> list[int]:
     return out[0, ids.shape[1]:].tolist()
 
 
-def measure(n_prompts: int, new_tokens: int, gamma: int, repeats: int, skip_hf: bool) -> dict:
+def measure(n_prompts: int, new_tokens: int, gamma: int, repeats: int, skip_hf: bool, quick: bool = False) -> dict:
     """Everything: pass costs, c, and per-method tokens, seconds and statistics over the prompts."""
     device = models.device()
     model, tok = models.load(device=device)
@@ -86,14 +86,19 @@ def measure(n_prompts: int, new_tokens: int, gamma: int, repeats: int, skip_hf: 
     methods = {"llmlab plain (kv_cache.generate)": plain}
     for name, d in drafts.items():
         methods[f"llmlab speculative, {name}, γ={gamma}"] = partial(spec, d)
-    methods[f"llmlab speculative, trained draft (reduced head), adaptive γ from {gamma}"] = partial(
-        spec, drafts["trained draft (reduced head)"], adaptive=True)
-    if not skip_hf:
+    if not quick:
+        methods[f"llmlab speculative, trained draft (reduced head), adaptive γ from {gamma}"] = partial(
+            spec, drafts["trained draft (reduced head)"], adaptive=True)
+    else:
+        del methods[f"llmlab speculative, trained draft (full head), γ={gamma}"]
+    if not skip_hf and not quick:
         methods["transformers generate"] = lambda ids: hf_generate(model, ids, new_tokens, eos)
+    if not skip_hf:
         methods[f"transformers assistant_model=trained draft, γ={gamma} constant"] = lambda ids: hf_generate(
             model, ids, new_tokens, eos, assistant_model=hf_draft)
-        methods[f"transformers prompt_lookup_num_tokens={gamma}"] = lambda ids: hf_generate(
-            model, ids, new_tokens, eos, prompt_lookup_num_tokens=gamma)
+        if not quick:
+            methods[f"transformers prompt_lookup_num_tokens={gamma}"] = lambda ids: hf_generate(
+                model, ids, new_tokens, eos, prompt_lookup_num_tokens=gamma)
     if hf_draft is not None:
         hf_draft.generation_config.num_assistant_tokens = gamma
         hf_draft.generation_config.num_assistant_tokens_schedule = "constant"
@@ -194,10 +199,15 @@ def main() -> None:
     ap.add_argument("--gamma", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-transformers", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="only llmlab plain, speculative (trained, lookup), "
+                                                          "transformers assisted")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a crowded machine)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     header = machine_header(models.device())
     start = time.time()
-    m = measure(args.prompts, args.new_tokens, args.gamma, args.repeats, args.skip_transformers)
+    m = measure(args.prompts, args.new_tokens, args.gamma, args.repeats, args.skip_transformers, args.quick)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report = format_report(m, header) + f"\n\nLoad average at the end: {load}; {time.time() - start:.0f} s in all."
     print(report)
