@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from llmlab import attention, kv_cache, models
+from llmlab import attention, fixtures, kv_cache
 from llmlab import speculative as S
 from llmlab.sampling import SamplingSettings
 from llmlab.speculative import rejection as V
@@ -93,8 +93,8 @@ def test_verify_test_fails_when_the_residual_is_plain_target_sampling(monkeypatc
 
 @pytest.fixture(scope="module")
 def tiny_pair():
-    target = attention.from_model(models.tiny_model(seed=0, vocab_size=12))
-    draft = attention.from_model(models.tiny_model(seed=1, vocab_size=12, num_layers=1))
+    target = attention.from_model(fixtures.tiny_model(seed=0, vocab_size=12))
+    draft = attention.from_model(fixtures.tiny_model(seed=1, vocab_size=12, num_layers=1))
     return target, draft
 
 
@@ -196,15 +196,15 @@ def test_bad_input_errors(tiny_pair):
     target, draft = tiny_pair
     with pytest.raises(ValueError, match="gamma must be an int in \\[1"):
         S.generate(target, S.ModelDraft(draft), PROMPT, 4, gamma=0)
-    other = attention.from_model(models.tiny_model(seed=1, vocab_size=20))
+    other = attention.from_model(fixtures.tiny_model(seed=1, vocab_size=20))
     with pytest.raises(ValueError, match="draft vocab size must equal the target's \\(12\\), got 20"):
         S.generate(target, S.ModelDraft(other), PROMPT, 4)
-    tok_a, tok_b = models.tiny_tokenizer(), models.tiny_tokenizer()
+    tok_a, tok_b = fixtures.tiny_tokenizer(), fixtures.tiny_tokenizer()
     tok_b.add_tokens(["<extra>"])
     with pytest.raises(ValueError, match="draft tokenizer must be the target's"):
         S.generate(target, S.ModelDraft(draft, tokenizer=tok_b), PROMPT, 4, tokenizer=tok_a)
-    S.generate(target, S.ModelDraft(draft, tokenizer=models.tiny_tokenizer()), PROMPT, 2, tokenizer=tok_a)
-    meta = attention.from_model(models.tiny_model(seed=1, vocab_size=12).to("meta"))
+    S.generate(target, S.ModelDraft(draft, tokenizer=fixtures.tiny_tokenizer()), PROMPT, 2, tokenizer=tok_a)
+    meta = attention.from_model(fixtures.tiny_model(seed=1, vocab_size=12).to("meta"))
     with pytest.raises(ValueError, match="draft must be on the target's device"):
         S.generate(target, S.ModelDraft(meta), PROMPT, 4)
     with pytest.raises(TypeError, match="target must be llmlab.attention.LlamaWeights"):

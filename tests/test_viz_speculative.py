@@ -3,7 +3,7 @@
 import matplotlib
 import pytest
 
-from llmlab import models
+from llmlab import fixtures
 from llmlab.speculative import Step, predicted_speedup
 from llmlab.viz import speculative as VS
 
@@ -21,7 +21,7 @@ def test_step_tokens_marks_accepted_rejected_resampled_and_bonus():
 
 
 def test_step_html_hides_earlier_rejections_and_colours_the_current_step():
-    tok = models.tiny_tokenizer()
+    tok = fixtures.tiny_tokenizer()
     first = VS.step_html(STEPS, tok, 1)
     assert "line-through" in first and VS.COLOURS["resampled"] in first
     both = VS.step_html(STEPS, tok, 2)
