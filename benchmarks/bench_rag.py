@@ -131,8 +131,9 @@ def measure_position(model, tok, questions, docs_by_id, retriever, chunks, n_pas
     out: dict[int, list[float]] = {p: [] for p in range(n_passages)}
     for q in questions:
         gold = docs_by_id[q["doc_ids"][0]]["text"]
-        ranked = [d for d in R.doc_ranking(retriever.search(q["question"], 60), chunks) if d not in q["doc_ids"]]
-        distractors = [docs_by_id[d]["text"] for d in ranked[:n_passages - 1]]
+        ranked = R.doc_ranking(retriever.search(q["question"], 60), chunks)
+        picked = rag.pick_distractors(ranked, q["doc_ids"], list(docs_by_id), n_passages - 1)
+        distractors = [docs_by_id[d]["text"] for d in picked]
         for p in out:
             pred = rag.answer(model, tok, q["question"], rag.place_gold(gold, distractors, p))
             out[p].append(float(R.contains_match(pred, q["answers"])))

@@ -171,6 +171,12 @@ def test_rag_messages_and_defense():
     assert company_docs.INJECTION_PAYLOAD in rag.rag_messages("What?", [company_docs.INJECTION["text"]])[1]["content"]
 
 
+def test_pick_distractors_pads_from_all_ids():
+    assert rag.pick_distractors(["g", "b"], ["g"], ["a", "b", "c"], 2) == ["b", "a"]
+    with pytest.raises(ValueError, match="n must be at most"):
+        rag.pick_distractors([], ["g"], ["g", "a"], 2)
+
+
 def test_place_gold():
     assert rag.place_gold("g", ["a", "b"], 1) == ["a", "g", "b"]
     with pytest.raises(ValueError, match="position"):

@@ -64,6 +64,18 @@ def rewrite_query(model, tokenizer, question: str, max_new_tokens: int = 20) -> 
     return reply.strip().split("\n")[0].strip() or question
 
 
+def pick_distractors(ranked: Sequence[str], gold: Sequence[str], all_ids: Sequence[str], n: int) -> list[str]:
+    """n non-gold ids: the retriever's ranking first, padded from all_ids in order (BM25 drops zero scores)."""
+    validate.positive_int("n", n)
+    out: list[str] = []
+    for d in list(ranked) + list(all_ids):
+        if d not in gold and d not in out:
+            out.append(d)
+    if len(out) < n:
+        raise ValueError(f"n must be at most the number of non-gold ids ({len(out)}), got {n}")
+    return out[:n]
+
+
 def place_gold(gold: str, distractors: Sequence[str], position: int) -> list[str]:
     """Passages with the gold passage inserted at `position` (0 = first) among the distractors."""
     validate.text("gold", gold)
