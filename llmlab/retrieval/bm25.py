@@ -35,8 +35,13 @@ def bm25_score(query: Sequence[str], doc: Sequence[str], doc_freqs: dict[str, in
     sum over query terms t in the document of idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(doc) / avg_len)).
     (Robertson's form; Lucene and bm25s leave out the constant factor (k1 + 1), which changes no ranking.)
     """
-    tf = Counter(doc)
-    norm = k1 * (1 - b + b * len(doc) / avg_len)
+    return _score_counts(query, Counter(doc), len(doc), doc_freqs, n_docs, avg_len, k1, b)
+
+
+def _score_counts(query: Sequence[str], tf: Counter, length: int, doc_freqs: dict[str, int], n_docs: int,
+                  avg_len: float, k1: float, b: float) -> float:
+    """BM25 from precomputed term counts (what an index stores)."""
+    norm = k1 * (1 - b + b * length / avg_len)
     score = 0.0
     for term in query:
         f = tf.get(term, 0)
@@ -56,11 +61,13 @@ class BM25Index:
         self.n_docs = len(self.docs)
         self.avg_len = max(sum(len(d) for d in self.docs) / self.n_docs, 1e-9)
         self.doc_freqs: dict[str, int] = Counter(term for d in self.docs for term in set(d))
+        self.counts = [Counter(d) for d in self.docs]
 
     def scores(self, query: str) -> list[float]:
         """BM25 score of every indexed text for the query."""
         terms = tokenize(query)
-        return [bm25_score(terms, d, self.doc_freqs, self.n_docs, self.avg_len, self.k1, self.b) for d in self.docs]
+        return [_score_counts(terms, tf, len(d), self.doc_freqs, self.n_docs, self.avg_len, self.k1, self.b)
+                for tf, d in zip(self.counts, self.docs)]
 
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         """Top-k (position, score) pairs by BM25 score (ties by position); texts scoring 0 are left out."""
