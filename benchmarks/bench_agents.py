@@ -72,7 +72,7 @@ def measure(n: int | None, quick: bool) -> dict:
     res["constrained"] = run_tasks(model, tok, tasks, True, tools)
     res["free"] = run_tasks(model, tok, tasks, False, tools)
     search_tasks = [t for t in company_docs.load_agent_tasks() if "search" in t["tools"]]
-    search_tasks = search_tasks[:2] if quick else search_tasks
+    search_tasks = search_tasks[:2] if quick else search_tasks[:n] if n else search_tasks
     res["n_injection"] = len(search_tasks)
     res["injection"] = run_injection(model, tok, search_tasks, {
         "none": {}, "prompt": {"defense": True}, "prompt+filter": {"defense": True, "sanitize": rag.sanitize}})
