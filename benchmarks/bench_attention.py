@@ -85,7 +85,7 @@ def projection_microbench(w, repeats: int = 200) -> tuple[float, float]:
     x = torch.randn(1, 1, w.hidden_size)
     hq, hk, d = w.num_heads, w.num_kv_heads, w.head_dim
     splits = [(layer.wqkv[:hq * d], layer.wqkv[hq * d:(hq + hk) * d], layer.wqkv[(hq + hk) * d:],
-               layer.wgate_up[:w.intermediate_size], layer.wgate_up[w.intermediate_size:]) for layer in w.layers]
+               layer.wgate, layer.wup) for layer in w.layers]
     sep = [tuple(attention.input_major(t) for t in s) for s in splits]
 
     def separate():
@@ -96,7 +96,8 @@ def projection_microbench(w, repeats: int = 200) -> tuple[float, float]:
     def fused():
         for layer in w.layers:
             F.linear(x, layer.wqkv)
-            F.linear(x, layer.wgate_up)
+            F.linear(x, layer.wgate)
+            F.linear(x, layer.wup)
 
     res = []
     for fn in (separate, fused):

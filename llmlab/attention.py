@@ -126,11 +126,12 @@ def input_major(weight: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Layer:
-    """One decoder layer's weights, input-major; q/k/v and gate/up are fused into one matrix each."""
+    """One decoder layer's weights, input-major; q/k/v are fused into one matrix (one matrix-vector product)."""
 
     wqkv: torch.Tensor
     wo: torch.Tensor
-    wgate_up: torch.Tensor
+    wgate: torch.Tensor
+    wup: torch.Tensor
     wdown: torch.Tensor
     attn_norm: torch.Tensor
     mlp_norm: torch.Tensor
@@ -200,7 +201,8 @@ def load_weights(state_dict: dict[str, torch.Tensor], config, max_positions: int
         layers.append(Layer(
             wqkv=input_major(torch.cat([get(p + f"self_attn.{n}_proj.weight") for n in "qkv"])),
             wo=input_major(get(p + "self_attn.o_proj.weight")),
-            wgate_up=input_major(torch.cat([get(p + "mlp.gate_proj.weight"), get(p + "mlp.up_proj.weight")])),
+            wgate=input_major(get(p + "mlp.gate_proj.weight")),
+            wup=input_major(get(p + "mlp.up_proj.weight")),
             wdown=input_major(get(p + "mlp.down_proj.weight")),
             attn_norm=get(p + "input_layernorm.weight"),
             mlp_norm=get(p + "post_attention_layernorm.weight"),
@@ -266,9 +268,7 @@ def forward(w: LlamaWeights, ids: torch.Tensor, cache=None, attention_maps: list
         if attention_maps is not None:
             attention_maps.append(probs)
         x = x + a
-        inner = w.intermediate_size
-        x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate_up[:inner], layer.wgate_up[inner:],
-                           layer.wdown)
+        x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown)
     return F.linear(rms_norm(x, w.final_norm, w.eps), w.lm_head)
 
 

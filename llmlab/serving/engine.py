@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from llmlab import validate
-from llmlab.attention import LlamaWeights, rms_norm, rotate_half
+from llmlab.attention import LlamaWeights, rms_norm, rotate_half, swiglu_mlp
 from llmlab.kv_cache import KVCache, prefill, time_prefill_decode
 
 
@@ -46,8 +46,7 @@ def ragged_decode_step(w: LlamaWeights, tokens: torch.Tensor, caches: Sequence[K
             keys, values = cache.append(i, k[j:j + 1], v[j:j + 1])
             outs.append(F.scaled_dot_product_attention(q[j:j + 1], keys, values, enable_gqa=hq != hk))
         x = x + F.linear(torch.cat(outs).transpose(1, 2).reshape(b, 1, hq * d), layer.wo)
-        gate, up = F.linear(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate_up).chunk(2, dim=-1)
-        x = x + F.linear(F.silu(gate) * up, layer.wdown)
+        x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown)
     return F.linear(rms_norm(x, w.final_norm, w.eps), w.lm_head)[:, -1]
 
 
