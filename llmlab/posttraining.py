@@ -286,11 +286,8 @@ def pairwise_outcomes(scores_a: Sequence[float], scores_b: Sequence[float]) -> l
 
 def bootstrap_interval(values: Sequence[float], n_boot: int = 2000, level: float = 0.95,
                        seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its percentile bootstrap interval (resampling values with replacement)."""
-    x = np.asarray(V.non_empty("values", values), dtype=float)
-    V.positive_int("n_boot", n_boot)
-    V.probability("level", level, open_low=True, open_high=True)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    tail = (1 - level) / 2
-    return float(x.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+    """(mean, low, high): the mean and its percentile bootstrap interval (`evaluation.stats.bootstrap_ci`)."""
+    from llmlab.evaluation.stats import bootstrap_ci
+
+    low, high = bootstrap_ci(values, n_resamples=n_boot, confidence=level, seed=seed)
+    return float(np.mean(np.asarray(values, dtype=float))), low, high

@@ -189,14 +189,11 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 
         for i, v in enumerate(values):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
                 raise TypeError(f"{name}[{i}] must be a number (a metric score), got {type(v).__name__} {v!r}")
-    diffs = torch.tensor([float(y) - float(x) for x, y in zip(a, b)], dtype=torch.float64)
-    gen = torch.Generator().manual_seed(seed)
-    index = torch.randint(0, len(diffs), (n_resamples, len(diffs)), generator=gen)
-    means = diffs[index].mean(dim=1).sort().values
-    tail = (1 - level) / 2
-    low = float(means[int(math.floor(tail * (n_resamples - 1)))])
-    high = float(means[int(math.ceil((1 - tail) * (n_resamples - 1)))])
-    return float(diffs.mean()), low, high
+    from llmlab.evaluation.stats import bootstrap_ci
+
+    diffs = [float(y) - float(x) for x, y in zip(a, b)]
+    low, high = bootstrap_ci(diffs, n_resamples=n_resamples, confidence=level, seed=seed)
+    return sum(diffs) / len(diffs), low, high
 
 
 # ---------------------------------------------------------------- prompt injection

@@ -57,15 +57,15 @@ def ndcg_at_k(ranked: Sequence, gold: Sequence, k: int) -> float:
 
 def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, alpha: float = 0.05,
                  seed: int = 0) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap (1 - alpha) interval of per-item scores: (mean, low, high)."""
-    validate.non_empty("values", values)
-    validate.positive_int("n_boot", n_boot)
+    """Mean and percentile-bootstrap (1 - alpha) interval of per-item scores: (mean, low, high).
+
+    The interval is `llmlab.evaluation.stats.bootstrap_ci`, the kit's one bootstrap; this adds the mean.
+    """
+    from llmlab.evaluation.stats import bootstrap_ci as interval
+
     validate.probability("alpha", alpha, open_low=True, open_high=True)
-    x = np.asarray(values, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(x.mean()), float(lo), float(hi)
+    low, high = interval(values, n_resamples=n_boot, confidence=1 - alpha, seed=seed)
+    return float(np.mean(np.asarray(values, dtype=np.float64))), low, high
 
 
 def normalize_answer(text: str) -> str:
