@@ -81,6 +81,16 @@ def compute_dtype(target: torch.device) -> torch.dtype:
     return torch.bfloat16 if target.type == "cuda" else torch.float32
 
 
+def synchronizer(target: str | torch.device):
+    """A callable that waits for the device's queued work (a no-op on CPU), for honest timings."""
+    kind = torch.device(target).type
+    if kind == "cuda":
+        return torch.cuda.synchronize
+    if kind == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
 def resolve_device(value: str | torch.device | None) -> torch.device:
     """A torch.device from a string or device; None means the default from device()."""
     if value is None:

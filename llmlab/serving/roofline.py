@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from llmlab import validate
+from llmlab import models, validate
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def measure_bandwidth(megabytes: int = 256, repeats: int = 5, device: str | torc
     rows = megabytes * 10**6 // (4 * cols)
     weight = torch.randn(rows, cols, device=device).t().contiguous().t()  # input-major, as llmlab.attention stores
     x = torch.randn(1, cols, device=device)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    sync = models.synchronizer(device)
 
     def run():
         F.linear(x, weight)
@@ -128,7 +128,7 @@ def measure_matmul_flops(n: int = 1024, repeats: int = 5, dtype: torch.dtype = t
     validate.positive_int("repeats", repeats)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    sync = models.synchronizer(device)
 
     def run():
         a @ b
