@@ -51,22 +51,32 @@ def running_lab(root: Path, state: Path | None = None) -> Iterator[str]:
            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            try:
-                get_json(f"{url}/api/status?token={TOKEN}")
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"jupyter lab exited: {proc.stderr.read()[-2000:]}")
-                if time.monotonic() > deadline:
-                    pytest.fail("jupyter lab did not answer within 60 s")
-                time.sleep(0.5)
+        wait_until_up(proc, lambda: get_json(f"{url}/api/status?token={TOKEN}"), "jupyter lab", 60)
         yield url
     finally:
-        proc.terminate()
+        stop(proc)
+
+
+def wait_until_up(proc: subprocess.Popen, probe, name: str, timeout_s: float) -> None:
+    """Call probe() every 0.5 s until it stops raising OSError; fail if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            probe()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited: {proc.stderr.read()[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} did not answer within {timeout_s} s")
+            time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it does not exit within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

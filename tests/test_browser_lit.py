@@ -12,13 +12,12 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from lab_server import free_port
+from lab_server import free_port, stop, wait_until_up
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 
 from llmlab import lit_app
@@ -64,25 +63,12 @@ def running_lit(timeout_s: float = 90) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "llmlab", "lit", "--port", str(port), "--max-new-tokens", "8"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
     try:
-        while True:
-            try:
-                urllib.request.urlopen(url + "/llmlab-fonts/icons.css", timeout=5).read()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"python -m llmlab lit exited: {proc.stderr.read()[-2000:]}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the LIT server did not answer within {timeout_s} s")
-                time.sleep(0.5)
+        wait_until_up(proc, lambda: urllib.request.urlopen(url + "/llmlab-fonts/icons.css", timeout=5).read(),
+                      "python -m llmlab lit", timeout_s)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def test_lit_lists_prompts_renders_icons_and_shows_salience(browser, tmp_path):
