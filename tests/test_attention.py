@@ -137,3 +137,14 @@ def test_input_major_keeps_values_and_stores_columns_contiguously():
     assert torch.equal(m, w) and m.stride() == (1, 3)
     x = torch.randn(2, 4)
     assert torch.allclose(torch.nn.functional.linear(x, m), x @ w.T)
+
+
+def test_output_head_reads_rows_for_a_few_tokens_and_ignores_them_once_lm_head_changes():
+    from dataclasses import replace
+
+    w = attention.from_model(fixtures.tiny_model(seed=0, vocab_size=12))
+    h = torch.randn(1, 5, w.hidden_size)
+    assert w.head_rows is not None and w.head_rows[0] is w.lm_head
+    assert torch.allclose(attention.output_head(w, h), torch.nn.functional.linear(h, w.lm_head), atol=1e-5)
+    doubled = replace(w, lm_head=w.lm_head * 2)  # head_rows now belongs to another tensor: not used
+    assert torch.allclose(attention.output_head(doubled, h), 2 * attention.output_head(w, h), atol=1e-5)

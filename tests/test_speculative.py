@@ -54,6 +54,14 @@ def test_expected_tokens_and_speedup_model():
         S.predicted_speedup(0.5, 0, 0.1)
 
 
+def test_alpha_counts_only_the_draft_tokens_the_target_tried():
+    r = S.SpeculativeResult(steps=[S.Step([1, 2, 3, 4], 1, 9), S.Step([5, 6, 7, 8], 4, 9), S.Step([], 0, 9)])
+    assert r.accepted == 5 and r.proposed == 8 and r.rejections == 1
+    assert r.alpha == pytest.approx(5 / 6)  # the 3 drafts after the first rejection were never tried
+    assert r.accepted_share == pytest.approx(5 / 8)
+    assert S.SpeculativeResult().alpha == 0.0
+
+
 def _first_tokens_of_verify(p, q, samples, seed=0):
     """First output token of many verify steps with draft tokens drawn from q."""
     gen = torch.Generator().manual_seed(seed)

@@ -53,8 +53,23 @@ class SpeculativeResult:
         return sum(s.accepted for s in self.steps)
 
     @property
+    def rejections(self) -> int:
+        """Steps that ended at a rejected draft token (the tokens drafted after it were never tried)."""
+        return sum(s.accepted < len(s.drafted) for s in self.steps)
+
+    @property
     def alpha(self) -> float:
-        """Acceptance rate: accepted / proposed draft tokens (0 when nothing was proposed)."""
+        """Per-token acceptance rate α: accepted / (accepted + rejected) tokens the target actually tried.
+
+        This is the α of (1 − α^(γ+1))/(1 − α). accepted / proposed is lower: a rejection discards the rest of
+        its step's drafts untried (α = 0.5, γ = 4 gives accepted / proposed ≈ 0.24).
+        """
+        tried = self.accepted + self.rejections
+        return self.accepted / tried if tried else 0.0
+
+    @property
+    def accepted_share(self) -> float:
+        """accepted / proposed draft tokens: the share of the draft's work that was kept (0 when none)."""
         return self.accepted / self.proposed if self.proposed else 0.0
 
     @property

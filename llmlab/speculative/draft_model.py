@@ -1,11 +1,12 @@
 """The kit's draft model for SmolLM2-135M: 2 trained layers on the target's embedding, a reduced-vocabulary head.
 
-No smaller model with SmolLM2's tokenizer is obtainable offline, so benchmarks/train_draft.py trains one: the
-target's own greedy answers to llmlab/data/ch07_prompts.json's distillation prompts are the training text
-(sequence-level distillation). The draft reads the target's embedding and predicts over the `vocab_ids` most
-frequent answer tokens with the matching rows of the target's (tied) head; both are taken from the target at run
-time, so only the two layers and the final norm are shipped (llmlab/data/ch07_draft/, float32, trained here:
-genuinely full precision, unlike the target's weights, which were dequantized from 4 bits).
+No smaller model with SmolLM2's tokenizer is obtainable offline, so benchmarks/train_draft.py trains one by
+distillation from the target: its greedy answers to 320 shipped prompts and to 4,000 questions it wrote itself
+(llmlab/data/ch07_distill.safetensors), matched token by token to the target's next-token distribution. The draft
+reads the target's embedding and predicts over the `vocab_ids` most frequent answer tokens with the matching rows
+of the target's (tied) head; both are taken from the target at run time, so only the two layers and the final
+norm are shipped (llmlab/data/ch07_draft/, float32, trained in this kit: genuinely full precision, unlike the
+target's weights, which were dequantized from 4 bits). draft_config.json records how and where it was trained.
 """
 
 from __future__ import annotations
@@ -148,9 +149,11 @@ def trained_draft(target: LlamaWeights, tokenizer=None, folder: Path = DRAFT_DIR
     state["model.embed_tokens.weight"] = target.embed
     w = load_weights(state, config, max_positions=target.max_positions)
     if full_head:
-        w.lm_head = target.lm_head
+        w.lm_head, w.head_rows = target.lm_head, target.head_rows
         return ModelDraft(w, None, tokenizer, name="trained draft, full head")
-    w.lm_head = input_major(target.embed.index_select(0, vocab_ids))
+    rows = target.embed.index_select(0, vocab_ids)
+    w.lm_head = input_major(rows)
+    w.head_rows = (w.lm_head, rows)
     return ModelDraft(w, vocab_ids, tokenizer, name=f"trained draft, {len(vocab_ids)}-token head")
 
 

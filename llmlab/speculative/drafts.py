@@ -137,7 +137,8 @@ def reduced_head(weights: LlamaWeights, vocab_ids: torch.Tensor) -> LlamaWeights
     """The same weights with an output head over vocab_ids (k,) only: rows of the full head, input-major."""
     validate.tensor("vocab_ids", vocab_ids, dims=1)
     rows = weights.lm_head.index_select(0, vocab_ids.to(weights.lm_head.device, torch.long))
-    return replace(weights, lm_head=input_major(rows))
+    head = input_major(rows)
+    return replace(weights, lm_head=head, head_rows=(head, rows))
 
 
 def early_exit(weights: LlamaWeights, layers: int) -> LlamaWeights:
