@@ -280,6 +280,18 @@ def test_measure_table_on_tiny_model(tiny):
     assert abs(rows[1].perplexity / rows[0].perplexity - 1) < 0.01
 
 
+def test_fidelity_table_on_tiny_model(tiny):
+    model, tok = tiny
+    rows = Q.fidelity_table(model, tok, rows=["fp32", "int8 (own)", "int4 g128 (own)"], text=Q.eval_text()[:400],
+                            max_tokens=64)
+    fp32, int8, int4 = rows
+    assert fp32.kl == pytest.approx(0.0, abs=1e-9) and fp32.top1_agreement == 1.0
+    assert 0 < int8.kl < int4.kl and int4.top1_agreement <= int8.top1_agreement <= 1.0
+    assert fp32.layer_bytes > int8.layer_bytes > int4.layer_bytes
+    with pytest.raises(ValueError, match="rows must be a non-empty subset"):
+        Q.fidelity_table(model, tok, rows=["nf4 (bitsandbytes)"])
+
+
 @pytest.mark.parametrize("bits,group_size", [(8, None), (4, 32), (4, 48)])
 def test_affine_quantized_linear_close_to_linear_and_better_than_absmax_on_skewed_weights(bits, group_size):
     torch.manual_seed(0)

@@ -53,3 +53,13 @@ def test_memory_vs_perplexity_plot():
     assert [t.get_text() for t in ax.texts] == ["fp32", "nf4"]
     with pytest.raises(ValueError, match="at least one measured row"):
         V.plot_memory_vs_perplexity(rows[2:])
+
+
+def test_memory_vs_fidelity_plot_puts_fp32_on_the_log_axis_floor():
+    rows = [Q.Fidelity("fp32", 17_700_000, 0.0, 1.0), Q.Fidelity("int8 (own)", 4_450_000, 0.0026, 0.97),
+            Q.Fidelity("int4 g32 (own)", 2_500_000, 0.33, 0.66)]
+    ax = V.plot_memory_vs_fidelity(rows).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["fp32 (100%)", "int8 (own) (97%)", "int4 g32 (own) (66%)"]
+    assert ax.get_yscale() == "log" and 0 < ax.texts[0].xy[1] < 0.0026
+    with pytest.raises(ValueError, match="at least one Fidelity row"):
+        V.plot_memory_vs_fidelity([])

@@ -39,11 +39,14 @@ from llmlab.quantization.tensor import (
                                          zeropoint_quantize,
 )
 from llmlab.quantization.variants import (
+                                         OWN_ROWS,
                                          ROW_NAMES,
                                          SAMPLE_PROMPT,
+                                         Fidelity,
                                          Row,
                                          build_variant,
                                          eval_text,
+                                         fidelity_table,
                                          measure_row,
                                          measure_table,
 )

@@ -17,6 +17,7 @@ from llmlab.quantization.modules import memory_footprint, quantize_model
 EVAL_TEXT = Path(__file__).parent.parent / "data" / "ch04_eval_text.txt"
 ROW_NAMES = ("fp32", "bf16", "int8 (own)", "int4 g128 (own)", "int4 g32 (own)", "int4 g128 affine (own)",
              "int4 g32 affine (own)", "int8 (bitsandbytes)", "nf4 (bitsandbytes)", "q4_1 (gguf)")
+OWN_ROWS = tuple(r for r in ROW_NAMES if "bitsandbytes" not in r and "gguf" not in r)
 SAMPLE_PROMPT = "Explain in two sentences why the sky is blue."
 
 
@@ -100,3 +101,40 @@ def measure_table(rows: Sequence[str] = ROW_NAMES, text: str | None = None, wind
     torch.manual_seed(0)
     return [measure_row(r, model, tokenizer, text, window, max_tokens, prompt, new_tokens, name, gguf_path)
             for r in rows]
+
+
+@dataclass
+class Fidelity:
+    """What one variant's decoder layers weigh and how far its next-token predictions move from the fp32 model's."""
+
+    name: str
+    layer_bytes: int
+    kl: float
+    top1_agreement: float
+    note: str = ""
+
+
+@torch.no_grad()
+def fidelity_table(base, tokenizer, rows: Sequence[str] = OWN_ROWS, text: str | None = None,
+                   max_tokens: int = 512) -> list[Fidelity]:
+    """For each own variant of an fp32 Llama: bytes of its decoder layers, and mean KL(fp32 ‖ variant) per token
+    and top-1 agreement with fp32 on the first max_tokens tokens of text (how far quantization moved it)."""
+    from llmlab.posttraining import response_kl
+
+    unknown = [r for r in rows if r not in OWN_ROWS]
+    if unknown or not rows:
+        raise ValueError(f"rows must be a non-empty subset of {list(OWN_ROWS)}, got {list(rows)!r}")
+    if next(base.parameters()).dtype != torch.float32:
+        raise ValueError(f"base must be an fp32 model, got {next(base.parameters()).dtype}")
+    text = eval_text() if text is None else text
+    ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :max_tokens].to(base.device)
+    ones = torch.ones_like(ids)
+    batch = {"input_ids": ids, "attention_mask": ones, "completion_mask": ones}
+    top = base(input_ids=ids).logits[0].argmax(-1)
+    out = []
+    for row in rows:
+        model, note = build_variant(row, base)
+        agree = (model(input_ids=ids).logits[0].float().argmax(-1) == top).float().mean().item()
+        out.append(Fidelity(row, memory_footprint(model.model.layers), response_kl(base, batch, reference=model),
+                            agree, note))
+    return out

@@ -85,3 +85,23 @@ def plot_memory_vs_perplexity(rows: Sequence[Q.Row], title: str = "Memory vs per
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_memory_vs_fidelity(rows: Sequence[Q.Fidelity], title: str = "Memory vs fidelity"):
+    """Scatter of decoder-layer memory (MB) against KL(fp32 ‖ variant), one labelled point per row; the Figure."""
+    if not rows:
+        raise ValueError("rows must contain at least one Fidelity row, got none")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    floor = min([r.kl for r in rows if r.kl > 0], default=1e-6) / 3  # fp32's KL is 0: draw it on the axis floor
+    for r in rows:
+        y = max(r.kl, floor)
+        ax.scatter(r.layer_bytes / 1e6, y, s=40)
+        ax.annotate(f"{r.name} ({r.top1_agreement:.0%})", (r.layer_bytes / 1e6, y), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("decoder layers (MB)")
+    ax.set_ylabel("mean KL(fp32 ‖ variant), nats/token (log)")
+    ax.set_title(title + " — label: top-1 agreement with fp32")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
