@@ -239,19 +239,22 @@ def _reply(model, tokenizer, messages: list[dict], constrained: bool, names: lis
 
 def run_agent(model, tokenizer, task: str, tools: Mapping[str, Tool], max_steps: int = 4, constrained: bool = True,
               defense: bool = False, sanitize: Callable[[str], str] | None = None,
-              max_new_tokens: int = 40) -> Trace:
+              max_new_tokens: int = 40, look_first: bool = True) -> Trace:
     """Run the loop until final_answer or max_steps model replies; returns the trace.
 
-    sanitize, if given, cleans every observation before the model sees it (an injection defense).
+    sanitize, if given, cleans every observation before the model sees it (an injection defense). look_first
+    (constrained decoding only) leaves final_answer out of the first reply's schema: the agent must look
+    something up before it may answer, instead of answering from the prompt's worked example.
     """
     validate.text("task", task)
     validate.positive_int("max_steps", max_steps)
     names = list(tools) + [FINAL]
     messages = [{"role": "system", "content": system_prompt(tools, defense)}, {"role": "user", "content": task}]
     trace = Trace(task)
-    for _ in range(max_steps):
+    for i in range(max_steps):
         start = time.perf_counter()
-        reply = _reply(model, tokenizer, messages, constrained, names, max_new_tokens)
+        allowed = names[:-1] if look_first and i == 0 and len(names) > 1 else names
+        reply = _reply(model, tokenizer, messages, constrained, allowed, max_new_tokens)
         messages, final = agent_step(messages, reply, tools)
         try:
             call = parse_tool_call(reply, names)

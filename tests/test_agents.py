@@ -103,3 +103,11 @@ def test_answer_correct_and_failure_modes():
     trace.steps.append(agents.Step("oops", False, None, None, "error", 0.0))
     trace.answer = "3"
     assert agents.failure_mode(trace, "2", ["calculator"]) == "invalid tool call"
+
+
+def test_look_first_keeps_final_answer_out_of_the_first_constrained_reply():
+    model, tok = fixtures.tiny_model(), fixtures.tiny_tokenizer()
+    trace = agents.run_agent(model, tok, "What is 1 + 1?", tools(), max_steps=1, max_new_tokens=12)
+    assert trace.answer is None and "final" not in trace.steps[0].reply
+    schema = agents.tool_schema(["orders", "calculator"])
+    assert structured.json_schema_constraint(schema).is_prefix(trace.steps[0].reply)
