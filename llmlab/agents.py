@@ -237,23 +237,34 @@ def _reply(model, tokenizer, messages: list[dict], constrained: bool, names: lis
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
 
+def allowed_tools(names: Sequence[str], calls: Sequence[tuple[str, str]], step: int, max_steps: int) -> list[str]:
+    """The tools the next reply may call under the loop's protocol (names ends with final_answer)."""
+    if step == 0 and len(names) > 1:
+        return list(names[:-1])
+    if step == max_steps - 1 or (calls and calls[-1] in calls[:-1]):
+        return [FINAL]
+    return list(names)
+
+
 def run_agent(model, tokenizer, task: str, tools: Mapping[str, Tool], max_steps: int = 4, constrained: bool = True,
               defense: bool = False, sanitize: Callable[[str], str] | None = None,
-              max_new_tokens: int = 40, look_first: bool = True) -> Trace:
+              max_new_tokens: int = 40, protocol: bool = True) -> Trace:
     """Run the loop until final_answer or max_steps model replies; returns the trace.
 
-    sanitize, if given, cleans every observation before the model sees it (an injection defense). look_first
-    (constrained decoding only) leaves final_answer out of the first reply's schema: the agent must look
-    something up before it may answer, instead of answering from the prompt's worked example.
+    sanitize, if given, cleans every observation before the model sees it (an injection defense). protocol
+    (constrained decoding only) narrows the schema's tool list by three rules: no final_answer in the first reply
+    (look something up before answering), and only final_answer after a call that repeats an earlier one (it
+    would return the same observation) or in the last reply the step budget allows.
     """
     validate.text("task", task)
     validate.positive_int("max_steps", max_steps)
     names = list(tools) + [FINAL]
     messages = [{"role": "system", "content": system_prompt(tools, defense)}, {"role": "user", "content": task}]
     trace = Trace(task)
+    calls: list[tuple[str, str]] = []
     for i in range(max_steps):
         start = time.perf_counter()
-        allowed = names[:-1] if look_first and i == 0 and len(names) > 1 else names
+        allowed = allowed_tools(names, calls, i, max_steps) if protocol else names
         reply = _reply(model, tokenizer, messages, constrained, allowed, max_new_tokens)
         messages, final = agent_step(messages, reply, tools)
         try:
@@ -268,6 +279,8 @@ def run_agent(model, tokenizer, task: str, tools: Mapping[str, Tool], max_steps:
                 messages[-1] = {"role": "user", "content": f"Observation: {observation}"}
         trace.steps.append(Step(reply, call is not None, call.tool if call else None, call.input if call else None,
                                 observation, time.perf_counter() - start))
+        if call is not None:
+            calls.append((call.tool, call.input))
         if final is not None:
             trace.answer, trace.stop = final, "final answer"
             break

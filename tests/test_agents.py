@@ -105,7 +105,16 @@ def test_answer_correct_and_failure_modes():
     assert agents.failure_mode(trace, "2", ["calculator"]) == "invalid tool call"
 
 
-def test_look_first_keeps_final_answer_out_of_the_first_constrained_reply():
+def test_allowed_tools_protocol():
+    names = ["orders", "calculator", agents.FINAL]
+    assert agents.allowed_tools(names, [], 0, 4) == ["orders", "calculator"]  # look something up first
+    assert agents.allowed_tools(names, [("orders", "Q-1")], 1, 4) == names
+    assert agents.allowed_tools(names, [("orders", "Q-1"), ("orders", "Q-1")], 2, 4) == [agents.FINAL]  # repeat
+    assert agents.allowed_tools(names, [("orders", "Q-1"), ("calculator", "2*3")], 3, 4) == [agents.FINAL]  # budget
+    assert agents.allowed_tools([agents.FINAL], [], 0, 4) == [agents.FINAL]
+
+
+def test_protocol_keeps_final_answer_out_of_the_first_constrained_reply():
     model, tok = fixtures.tiny_model(), fixtures.tiny_tokenizer()
     trace = agents.run_agent(model, tok, "What is 1 + 1?", tools(), max_steps=1, max_new_tokens=12)
     assert trace.answer is None and "final" not in trace.steps[0].reply
