@@ -41,16 +41,14 @@ def pass_cost(w, ids: torch.Tensor, ks: list[int], repeats: int) -> dict[int, fl
     for _ in range(3 * repeats):  # warm up: a GPU starts at idle clocks, a CPU's caches are cold
         cache.truncate(0)
         one_pass(ids, cache)
-    out = {}
-    for k in ks:
-        times = []
-        for _ in range(repeats):
-            cache = kv_cache.KVCache.for_weights(w, 1, ids.shape[1] + 16)
-            one_pass(ids, cache)
-            _, t = timed(one_pass, ids[:, -k:], cache)
-            times.append(t)
-        out[k] = statistics.median(times)
-    return out
+    times: dict[int, list[float]] = {k: [] for k in ks}
+    cache = kv_cache.KVCache.for_weights(w, 1, ids.shape[1] + 16)
+    one_pass(ids, cache)
+    for _ in range(repeats):  # round-robin over k, so drift in the machine's speed hits every k alike
+        for k in ks:
+            cache.truncate(ids.shape[1])
+            times[k].append(timed(one_pass, ids[:, -k:], cache)[1])
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 @torch.inference_mode()
