@@ -11,6 +11,8 @@ import nbformat
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 MARKDOWN_STUB = "_Your answer here._"
+STUB_ERROR = NotImplementedError  # what a code stub raises until the learner replaces it (as in nbgrader)
+NOT_STARTED = f"not implemented yet: replace the `raise {STUB_ERROR.__name__}(...)` line with your code"
 _HEADING = re.compile(r"Exercise\s+(\d+)\.(\d+)")
 
 
@@ -32,7 +34,7 @@ def stub_source(source: str, label: str, markdown: bool = False) -> str:
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
             out.append(f"{indent}{MARKDOWN_STUB}" if markdown
-                       else f'{indent}raise NotImplementedError("{label}: write your code here")')
+                       else f'{indent}raise {STUB_ERROR.__name__}("{label}: write your code here")')
         elif stripped == END:
             if not inside:
                 raise ValueError(f"{label}: '{END}' without a matching '{BEGIN}'")

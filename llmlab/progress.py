@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 
 from llmlab import validate as V
-from llmlab.exercises import workspace_dir
+from llmlab.exercises import STUB_ERROR, workspace_dir
 
 _HEADING = re.compile(r"^#+\s*Exercise\s+(\d+\.\d+)", re.M)
 _PASSED = re.compile(r"✔\s*Exercise\s+(\d+\.\d+)")
@@ -92,7 +92,7 @@ def judge(nb: nbformat.NotebookNode, timed_out: set[int]) -> list[ExerciseResult
         error = _error_of(cell)
         if i in timed_out or (error and error[0] == "KeyboardInterrupt"):  # nbclient interrupts a cell that hangs
             results[owner] = ExerciseResult(owner, "timed out", "a cell ran past the time limit")
-        elif error and error[0] == "NotImplementedError":
+        elif error and error[0] == STUB_ERROR.__name__:
             results[owner] = ExerciseResult(owner, "not started", error[1])
         elif error:
             results[owner] = ExerciseResult(owner, "failed", f"{error[0]}: {error[1]}".strip()[:300])

@@ -16,6 +16,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from llmlab.exercises import NOT_STARTED, STUB_ERROR
+
 
 class CheckFailed(AssertionError):
     """An exercise check failed; the message says which case and why."""
@@ -57,8 +59,8 @@ class Check:
             self.fail(case, f"expected a function, got {type(fn).__name__}")
         try:
             return fn(*args, **kwargs)
-        except NotImplementedError:
-            self.fail(case, "not implemented yet: replace the `raise NotImplementedError(...)` line with your code")
+        except STUB_ERROR:
+            self.fail(case, NOT_STARTED)
         except CheckFailed:
             raise
         except Exception as exc:  # noqa: BLE001 - any learner error is reported as a failed case

@@ -10,6 +10,7 @@ import torch
 
 from llmlab.checks import Check
 from llmlab.evaluation import code, ranking, text
+from llmlab.exercises import NOT_STARTED, STUB_ERROR
 
 
 def _logprobs(n: int, seed: int) -> torch.Tensor:
@@ -65,8 +66,8 @@ def check_pass_at_k(pass_at_k) -> None:
             got = pass_at_k(10, 3, 11)
         except ValueError:
             pass
-        except NotImplementedError:
-            c.fail(case, "not implemented yet: replace the `raise NotImplementedError(...)` line with your code")
+        except STUB_ERROR:
+            c.fail(case, NOT_STARTED)
         except Exception as exc:  # noqa: BLE001 - any other error is the wrong kind
             c.fail(case, f"expected a ValueError, got {type(exc).__name__}: {exc}")
         else:
@@ -74,7 +75,7 @@ def check_pass_at_k(pass_at_k) -> None:
 
 
 def _book_wins() -> np.ndarray:
-    """Win counts of the book's five-model table."""
+    """Win counts of AI Engineering's (ch. 4) five-model table."""
     return ranking.win_matrix(ranking.matches_from_win_rates(ranking.BOOK_WIN_RATES))
 
 
@@ -85,7 +86,7 @@ def check_bradley_terry(bradley_terry) -> None:
     np.fill_diagonal(known, 0)
     with Check("Exercise 09.4 bradley_terry") as c:
         for case, wins in (("wins generated from strengths [0.1, 0.2, 0.3, 0.4]", known),
-                           ("the book's five-model table (1,000 matches per pair)", _book_wins()),
+                           ("AI Engineering's five-model table (1,000 matches per pair)", _book_wins()),
                            ("three players, wins [[0, 6, 3], [4, 0, 7], [2, 5, 0]]",
                             np.array([[0, 6, 3], [4, 0, 7], [2, 5, 0]], dtype=float))):
             got = c.call(bradley_terry, wins.copy(), 1000, case=case)
