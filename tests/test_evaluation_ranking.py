@@ -1,4 +1,4 @@
-"""Elo and Bradley-Terry on the book's five-model table."""
+"""Elo and Bradley-Terry on AI Engineering's five-model table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""llmlab.serving.latency: percentiles (vs numpy), the book's ten TTFTs, total latency, goodput."""
+"""llmlab.serving.latency: percentiles (vs numpy), AI Engineering's ten TTFTs, total latency, goodput."""
 
 import numpy as np
 import pytest

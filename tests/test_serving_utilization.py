@@ -1,4 +1,4 @@
-"""llmlab.serving.utilization and cost: MBU (the book's example corrected), MFU, $ per 1M tokens, cached prompts."""
+"""llmlab.serving.utilization and cost: MBU (AI Engineering's example, corrected), MFU, $ per 1M tokens, caching."""
 
 import pytest
 

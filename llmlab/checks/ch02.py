@@ -48,10 +48,10 @@ def _kept(c: Check, got, expected: torch.Tensor, case: str, original: torch.Tens
 def check_softmax_with_temperature(softmax_with_temperature) -> None:
     """Exercise 02.1: softmax(logits / T) along the last axis, for T > 0."""
     with Check("Exercise 02.1 softmax_with_temperature") as c:
-        case = "the book's example [1, 2] at T=1"
+        case = "AI Engineering's example [1, 2] at T=1"
         c.close(c.call(softmax_with_temperature, torch.tensor([1.0, 2.0]), 1.0, case=case),
                 torch.tensor([0.2689, 0.7311]), case=case, atol=1e-4)
-        case = "the book's example [1, 2] at T=0.5"
+        case = "AI Engineering's example [1, 2] at T=0.5"
         c.close(c.call(softmax_with_temperature, torch.tensor([1.0, 2.0]), 0.5, case=case),
                 torch.tensor([0.1192, 0.8808]), case=case, atol=1e-4)
         for shape, t in [((3, 6), 0.3), ((3, 6), 1.0), ((2, 5), 2.5), ((2, 3, 4), 0.7)]:

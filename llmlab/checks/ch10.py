@@ -35,12 +35,12 @@ def _interpolate(data: list[float], rank: float) -> float:
 
 def check_mbu(mbu) -> None:
     """Exercise 10.1: params × bytes/param × tokens/s ÷ (bandwidth in GB/s × 1e9), as a fraction."""
-    hints = {0.5: "did you forget the bytes per parameter? (the book's own slip: 700 GB/s instead of 1.4 TB/s)",
+    hints = {0.5: "did you forget the bytes per parameter? (AI Engineering's own slip: 700 GB/s instead of 1.4 TB/s)",
              100.0: "return a fraction (0.7), not a percentage (70)",
              8.0: "bytes, not bits: do not multiply by 8",
              1e9: "bandwidth_gb_s is in GB/s: multiply it by 1e9 to get bytes/s",
              1e9 / 2**30: "a GB on a spec sheet is 1e9 bytes, not 2**30 (GiB)"}
-    cases = [("the book's example: 7B params, fp16 (2 B), 100 tok/s, A100 2,000 GB/s", (7e9, 2, 100, 2000)),
+    cases = [("AI Engineering's example: 7B params, fp16 (2 B), 100 tok/s, A100 2,000 GB/s", (7e9, 2, 100, 2000)),
              ("70B params in int4 (0.5 B), 20 tok/s, H100 3,350 GB/s", (70e9, 0.5, 20, 3350)),
              ("135M params in fp32 (4 B), 20 tok/s, a laptop's 25 GB/s", (135e6, 4, 20, 25)),
              ("8B params in fp8 (1 B), 150 tok/s, H100 3,350 GB/s", (8e9, 1, 150, 3350))]
@@ -52,9 +52,9 @@ def check_mbu(mbu) -> None:
 def check_percentile(percentile) -> None:
     """Exercise 10.2: q-th percentile with linear interpolation between sorted values (numpy's default)."""
     book = list(latency.BOOK_TTFTS_MS)
-    cases = [("the book's ten TTFTs, q=50 (median)", book, 50), ("the book's ten TTFTs, q=90", book, 90),
-             ("the book's ten TTFTs, q=99", book, 99), ("the book's ten TTFTs, q=0", book, 0),
-             ("the book's ten TTFTs, q=100", book, 100), ("[5, 1, 3, 2], q=50", [5, 1, 3, 2], 50),
+    cases = [("AI Engineering's ten TTFTs, q=50 (median)", book, 50), ("AI Engineering's ten TTFTs, q=90", book, 90),
+             ("AI Engineering's ten TTFTs, q=99", book, 99), ("AI Engineering's ten TTFTs, q=0", book, 0),
+             ("AI Engineering's ten TTFTs, q=100", book, 100), ("[5, 1, 3, 2], q=50", [5, 1, 3, 2], 50),
              ("[5, 1, 3, 2], q=25", [5, 1, 3, 2], 25), ("one value [0.7], q=95", [0.7], 95)]
     with Check("Exercise 10.2 percentile") as c:
         for case, values, q in cases:
@@ -144,8 +144,8 @@ def check_cost_per_million(cost_per_million_tokens) -> None:
     """Exercise 10.6: $ per 1M tokens = $/hour ÷ (tokens/s × 3600) × 1e6."""
     hints = {1e-3: "per million tokens, not per thousand", 1 / 3600: "an hour has 3,600 seconds",
              1 / 60: "an hour has 3,600 seconds, not 60"}
-    cases = [("the book's example: $2/h at 100 tokens/s", (2.0, 100.0)), ("$4/h at 2,500 tokens/s", (4.0, 2500.0)),
-             ("$0.50/h at 20 tokens/s", (0.5, 20.0))]
+    cases = [("AI Engineering's example: $2/h at 100 tokens/s", (2.0, 100.0)),
+             ("$4/h at 2,500 tokens/s", (4.0, 2500.0)), ("$0.50/h at 20 tokens/s", (0.5, 20.0))]
     with Check("Exercise 10.6 cost_per_million_tokens") as c:
         for case, args in cases:
             _number(c, c.call(cost_per_million_tokens, *args, case=case), cost.cost_per_million_tokens(*args),

@@ -1,4 +1,4 @@
-"""Number formats: float/int/NF4 layouts, IEEE rounding, bit fields and the book's FP16/BF16/TF32 table."""
+"""Number formats: float/int/NF4 layouts, IEEE rounding, bit fields, the FP16/BF16/TF32 table (AI Engineering ch. 7)."""
 
 from __future__ import annotations
 
