@@ -38,20 +38,19 @@ from llmlab.speculative import generate
 DATA = Path(D.PROMPTS).with_name("ch07_distill.safetensors")
 
 
-def user_turn(tokenizer) -> tuple[str, str]:
-    """The chat template's text before and after a user message (system turn included)."""
+def user_prefix(tokenizer) -> str:
+    """The chat template's text up to where a user message starts (system turn included)."""
     marker = "\u0000QUESTION\u0000"
     text = tokenizer.apply_chat_template([{"role": "user", "content": marker}], add_generation_prompt=True,
                                          tokenize=False)
-    before, after = text.split(marker)
-    return before, after
+    return text.split(marker)[0]
 
 
 @torch.inference_mode()
 def self_questions(model, tokenizer, count: int, seed: int, batch: int, max_tokens: int = 48) -> list[str]:
     """`count` user questions the target writes itself after the template's 'user' header, seeded per batch."""
-    before, _ = user_turn(tokenizer)
-    prefix = tokenizer(before, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+    prefix = tokenizer(user_prefix(tokenizer), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    prefix = prefix.to(model.device)
     evals = {p.strip().lower() for p in D.prompts("eval")}
     out: list[str] = []
     seen: set[str] = set()

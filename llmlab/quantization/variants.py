@@ -11,6 +11,7 @@ import torch
 
 from llmlab import models
 from llmlab.evaluation import perplexity
+from llmlab.posttraining import response_kl
 from llmlab.quantization.backends import _quiet_bitsandbytes, load_bnb, load_gguf, max_weight_difference
 from llmlab.quantization.modules import memory_footprint, quantize_model
 
@@ -119,8 +120,6 @@ def fidelity_table(base, tokenizer, rows: Sequence[str] = OWN_ROWS, text: str | 
                    max_tokens: int = 512) -> list[Fidelity]:
     """For each own variant of an fp32 Llama: bytes of its decoder layers, and mean KL(fp32 ‖ variant) per token
     and top-1 agreement with fp32 on the first max_tokens tokens of text (how far quantization moved it)."""
-    from llmlab.posttraining import response_kl
-
     unknown = [r for r in rows if r not in OWN_ROWS]
     if unknown or not rows:
         raise ValueError(f"rows must be a non-empty subset of {list(OWN_ROWS)}, got {list(rows)!r}")

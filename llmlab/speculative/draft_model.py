@@ -12,12 +12,13 @@ target's weights, which were dequantized from 4 bits). draft_config.json records
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from llmlab import validate
-from llmlab.attention import LlamaWeights, from_model, input_major, load_weights
+from llmlab.attention import LlamaWeights, from_model, load_weights
 
 DRAFT_DIR = Path(__file__).resolve().parent.parent / "data" / "ch07_draft"
 PROMPTS = Path(__file__).resolve().parent.parent / "data" / "ch07_prompts.json"
@@ -138,7 +139,7 @@ def load_draft(target_model=None, tokenizer=None, folder: Path = DRAFT_DIR):
 
 def trained_draft(target: LlamaWeights, tokenizer=None, folder: Path = DRAFT_DIR, full_head: bool = False):
     """The trained draft as a ModelDraft for the fast loop: target embedding, reduced head (or the full one)."""
-    from llmlab.speculative.drafts import ModelDraft
+    from llmlab.speculative.drafts import ModelDraft, reduced_head
 
     if not isinstance(target, LlamaWeights):
         raise TypeError(f"target must be llmlab.attention.LlamaWeights, got {type(target).__name__}")
@@ -148,13 +149,11 @@ def trained_draft(target: LlamaWeights, tokenizer=None, folder: Path = DRAFT_DIR
     config = _config_for(target, info)
     state["model.embed_tokens.weight"] = target.embed
     w = load_weights(state, config, max_positions=target.max_positions)
-    if full_head:
-        w.lm_head, w.head_rows = target.lm_head, target.head_rows
+    if full_head:  # share the target's head tensors rather than the copy load_weights made
+        w = replace(w, lm_head=target.lm_head, head_rows=target.head_rows)
         return ModelDraft(w, None, tokenizer, name="trained draft, full head")
-    rows = target.embed.index_select(0, vocab_ids)
-    w.lm_head = input_major(rows)
-    w.head_rows = (w.lm_head, rows)
-    return ModelDraft(w, vocab_ids, tokenizer, name=f"trained draft, {len(vocab_ids)}-token head")
+    return ModelDraft(reduced_head(w, vocab_ids), vocab_ids, tokenizer,
+                      name=f"trained draft, {len(vocab_ids)}-token head")
 
 
 def _config_for(target: LlamaWeights, info: dict):
