@@ -4,6 +4,11 @@ Run: python llmlab/data/ch06_make_tickets.py. 400 distinct messages, 100 per tea
 200 test. Each message comes from one of ten per-team templates with random fillers, an optional greeting and
 sign-off; several templates carry no team keyword ("It says delivered but nothing is at my door"), so the routing
 rule has to come from the instruction or the demos, not from matching one word.
+
+Train, dev and test share the templates: a test message often has a training message from the same template (a
+recurring kind of ticket). A fourth split, "unseen" (100 messages, 25 per team, seed 7), comes from five other
+templates per team that no train/dev/test message uses: it measures what carries over to new phrasings. The first
+400 rows do not depend on it.
 """
 
 from __future__ import annotations
@@ -75,6 +80,37 @@ TEMPLATES = {
     ],
 }
 
+UNSEEN_TEMPLATES = {  # no train/dev/test message comes from these
+    "billing": [
+        "Your shop billed my credit card for a {item} that I returned {days} ago.",
+        "Where can I download the bill for my last purchase?",
+        "The total I was asked to pay does not match the price shown on the product page.",
+        "I would like my {amount} back, the refund was promised but never paid out.",
+        "Does the yearly plan cost less than paying {amount} every month?",
+    ],
+    "shipping": [
+        "Which carrier brings parcels to {city}, and can I pick mine up at a depot?",
+        "The driver never rang the bell, he just left a note saying I was out.",
+        "My order {order} went to my old flat in {city} instead of the new one.",
+        "How much does express postage cost for a {item}?",
+        "Half the items in the box were missing and the tape had been opened.",
+    ],
+    "account": [
+        "I would like to rename the profile, my surname changed after my wedding.",
+        "Your site keeps asking me to verify my identity every time I sign in.",
+        "Please remove my saved addresses and birthday from my profile.",
+        "I share the login with my partner, can we each get our own?",
+        "I never created a profile with you but I get emails about one.",
+    ],
+    "technical": [
+        "Since your latest release {app} freezes on a white screen.",
+        "The {item} shows a red blinking light and does nothing else.",
+        "Videos in {app} play without sound on my tablet.",
+        "The search results on {app} are empty no matter what I type.",
+        "The {item} overheats after ten minutes of use.",
+    ],
+}
+
 GREETINGS = ["", "", "Hi, ", "Hello, ", "Hey there. ", "Good morning, "]
 SIGNOFFS = ["", "", " Thanks.", " Please help.", " This is urgent.", " Regards, Sam.", " Thank you!"]
 
@@ -84,14 +120,13 @@ def fill(template: str, rng: random.Random) -> str:
     return template.format(**{k: rng.choice(v) for k, v in FILL.items()})
 
 
-def make(n_per_label: int = 100, seed: int = 6) -> list[dict]:
-    """n_per_label distinct messages per team, shuffled, each {'text', 'label', 'split'}."""
-    rng = random.Random(seed)
+def messages(templates: dict[str, list[str]], n_per_label: int, rng: random.Random) -> list[dict]:
+    """n_per_label distinct messages per team from these templates, shuffled, each {'text', 'label'}."""
     rows, seen = [], set()
     for label in LABELS:
         count = 0
         while count < n_per_label:
-            body = fill(rng.choice(TEMPLATES[label]), rng)
+            body = fill(rng.choice(templates[label]), rng)
             greeting = rng.choice(GREETINGS)
             text = greeting + (body[0].lower() + body[1:] if greeting.endswith(", ") else body) + rng.choice(SIGNOFFS)
             if text not in seen:
@@ -99,10 +134,17 @@ def make(n_per_label: int = 100, seed: int = 6) -> list[dict]:
                 rows.append({"text": text, "label": label})
                 count += 1
     rng.shuffle(rows)
+    return rows
+
+
+def make(n_per_label: int = 100, seed: int = 6, n_unseen: int = 25, unseen_seed: int = 7) -> list[dict]:
+    """Train/dev/test (1/4, 1/4, 1/2) from TEMPLATES, then the 'unseen' split from UNSEEN_TEMPLATES."""
+    rows = messages(TEMPLATES, n_per_label, random.Random(seed))
     n = len(rows)
     for i, row in enumerate(rows):
         row["split"] = "train" if i < n // 4 else "dev" if i < n // 2 else "test"
-    return rows
+    unseen = messages(UNSEEN_TEMPLATES, n_unseen, random.Random(unseen_seed))
+    return rows + [dict(row, split="unseen") for row in unseen]
 
 
 def main() -> None:

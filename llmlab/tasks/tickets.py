@@ -1,7 +1,8 @@
 """Chapter 06's task: route a customer-support message to one of four teams (billing, shipping, account, technical).
 
 Data: llmlab/data/ch06_tickets.jsonl, written by llmlab/data/ch06_make_tickets.py (400 messages; 100 train,
-100 dev, 200 test). Optimizers may use train and dev; test is for the final number only.
+100 dev, 200 test, sharing templates; plus 100 "unseen" messages from templates no other split uses). Optimizers may
+use train and dev; test and unseen are for final numbers only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from llmlab import validate
 
 LABELS = ("billing", "shipping", "account", "technical")
 SPLITS = ("train", "dev", "test")
+UNSEEN = "unseen"  # new phrasings: templates that no train/dev/test message comes from
 DATA = Path(__file__).resolve().parent.parent / "data" / "ch06_tickets.jsonl"
 INSTRUCTION = ("Route the customer message to the team that handles it: billing (charges, payments, invoices, "
                "refunds of money), shipping (delivery, tracking, couriers, damaged parcels), account (login, "
@@ -22,7 +24,7 @@ INSTRUCTION = ("Route the customer message to the team that handles it: billing 
 
 def load_tickets(split: str = "train") -> list[dict]:
     """The examples of one split, each {'text': str, 'label': str}, in file order."""
-    validate.one_of("split", split, SPLITS)
+    validate.one_of("split", split, SPLITS + (UNSEEN,))
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     return [{"text": r["text"], "label": r["label"]} for r in rows if r["split"] == split]
 
