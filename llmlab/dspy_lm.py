@@ -12,7 +12,9 @@ then always returns JSON the adapter can parse, with Literal fields restricted t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -238,6 +240,21 @@ def local_lm(model, tokenizer, constrain: bool = True, max_tokens: int = 64, tem
     model_string = f"local/{label}{'+json' if constrain else ''}-seed{seed}"
     return dspy.LM(model_string, engine=engine, max_tokens=max_tokens, temperature=temperature, n=n, cache=cache,
                    num_retries=0)
+
+
+def minilm_embedder() -> dspy.Embedder:
+    """A dspy.Embedder over all-MiniLM-L6-v2 (offline, unit-length vectors), e.g. for dspy.KNNFewShot."""
+    from llmlab.retrieval import dense
+
+    encoder = dense.load_encoder()
+    return dspy.Embedder(lambda texts: dense.embed(encoder, texts), caching=False)
+
+
+@contextlib.contextmanager
+def quiet():
+    """Hide what DSPy prints per call (KNNFewShot compiles a BootstrapFewShot, progress bar and all, per input)."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def cache_dir() -> Path:

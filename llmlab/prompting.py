@@ -175,6 +175,22 @@ def sensitivity(accuracies: dict[str, float]) -> Sensitivity:
     return Sensitivity(dict(accuracies))
 
 
+# ---------------------------------------------------------------- demos chosen by similarity
+
+
+def knn_vote(train_vectors, train_labels: Sequence[Hashable], query_vectors, k: int) -> list:
+    """Each query's majority label among its k most similar training vectors (inner product; nearest wins ties).
+
+    The LM-free baseline of similarity-chosen demos (dspy.KNNFewShot): if it scores as well as the LM that reads
+    those demos, the gain came from the retriever, not from the prompt.
+    """
+    from llmlab.retrieval.dense import FlatIndex
+
+    validate.same_length(("train_vectors", "train_labels"), train_vectors, train_labels)
+    _, idx = FlatIndex(train_vectors).search(query_vectors, k)
+    return [sampling.majority_vote([train_labels[j] for j in row])[0] for row in idx]
+
+
 # ---------------------------------------------------------------- bootstrap interval of a difference
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Literal
 
 import dspy
+import numpy as np
 from checks_harness import CheckCase, make_tests
 
 from llmlab import prompting, sampling
@@ -208,6 +209,76 @@ def detect_canary_only(text):
     return "pwned" in text.lower()
 
 
+
+def knn_solution(train_vectors, train_labels, query_vectors, k):
+    order = np.argsort(-(query_vectors @ train_vectors.T), axis=1, kind="stable")[:, :k]
+    return [sampling.majority_vote([train_labels[j] for j in row])[0] for row in order]
+
+
+def knn_farthest(train_vectors, train_labels, query_vectors, k):
+    order = np.argsort(query_vectors @ train_vectors.T, axis=1)[:, :k]
+    return [sampling.majority_vote([train_labels[j] for j in row])[0] for row in order]
+
+
+def knn_wrong_axis(train_vectors, train_labels, query_vectors, k):
+    sims = query_vectors @ train_vectors.T
+    order = np.argsort(-sims, axis=0)[:k].T
+    return [sampling.majority_vote([train_labels[j] for j in row if j < len(train_labels)])[0] for row in order]
+
+
+def knn_nearest_only(train_vectors, train_labels, query_vectors, k):
+    return [train_labels[int(i)] for i in np.argmax(query_vectors @ train_vectors.T, axis=1)]
+
+
+def knn_one_extra(train_vectors, train_labels, query_vectors, k):
+    return knn_solution(train_vectors, train_labels, query_vectors, min(k + 1, len(train_labels)))
+
+
+def knn_one_short(train_vectors, train_labels, query_vectors, k):
+    order = np.argsort(-(query_vectors @ train_vectors.T), axis=1)[:, :k - 1]
+    return [sampling.majority_vote([train_labels[j] for j in row])[0] for row in order]
+
+
+def knn_alphabetical_ties(train_vectors, train_labels, query_vectors, k):
+    order = np.argsort(-(query_vectors @ train_vectors.T), axis=1)[:, :k]
+    out = []
+    for row in order:
+        counts = Counter(train_labels[j] for j in row)
+        best = max(counts.values())
+        out.append(min(label for label, n in counts.items() if n == best))
+    return out
+
+
+def knn_ties_by_train_order(train_vectors, train_labels, query_vectors, k):
+    order = np.argsort(-(query_vectors @ train_vectors.T), axis=1)[:, :k]
+    return [Counter(train_labels[j] for j in sorted(row)).most_common(1)[0][0] for row in order]
+
+
+def knn_set_ties(train_vectors, train_labels, query_vectors, k):
+    out = []
+    for row in np.argsort(-(query_vectors @ train_vectors.T), axis=1)[:, :k]:
+        labels = [train_labels[j] for j in row]
+        out.append(max(set(labels), key=labels.count))  # a tie goes to whichever label the set yields first
+    return out
+
+
+def knn_unsorted_top_k(train_vectors, train_labels, query_vectors, k):
+    sims = query_vectors @ train_vectors.T
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.argsort(sims, axis=1)
+    return [Counter(train_labels[j] for j in row).most_common(1)[0][0] for row in top]
+
+
+def knn_first_query_only(train_vectors, train_labels, query_vectors, k):
+    return knn_solution(train_vectors, train_labels, query_vectors[:1], k)
+
+
+def knn_indices(train_vectors, train_labels, query_vectors, k):
+    return [int(row[0]) for row in np.argsort(-(query_vectors @ train_vectors.T), axis=1)[:, :k]]
+
+
+def knn_library(train_vectors, train_labels, query_vectors, k):
+    return prompting.knn_vote(train_vectors, train_labels, query_vectors, k)
+
 CASES = [
     CheckCase(ch06.check_route_program, build_router,
               [team_as_input, team_free_text, no_docstring, missing_label, returns_the_class, RouterReturnsString,
@@ -224,6 +295,10 @@ CASES = [
               [vote_counts_none, vote_alphabetical_ties, vote_first_mention, vote_answer_only, vote_first_reply]),
     CheckCase(ch06.check_detect_injection, prompting.detect_injection,
               [detect_always, detect_never, detect_case_sensitive, detect_word_instructions, detect_canary_only]),
+    CheckCase(ch06.check_knn_vote, knn_solution,
+              [knn_farthest, knn_wrong_axis, knn_nearest_only, knn_one_extra, knn_one_short, knn_alphabetical_ties,
+               knn_ties_by_train_order, knn_set_ties, knn_unsorted_top_k, knn_first_query_only, knn_indices,
+               knn_library]),
 ]
 
 test_check_passes_on_solution, test_check_fails_on_stub, test_check_fails_on_wrong_answer = make_tests(CASES)

@@ -146,3 +146,9 @@ def test_evaluate_program_scores_and_bad_metrics():
         dspy_lm.evaluate_program(tickets.route_program(), [], tickets.team_metric)
     with pytest.raises(ValueError, match="rows must have at least one item"):
         dspy_lm.as_examples([])
+
+
+def test_minilm_embedder_gives_unit_vectors():
+    vectors = dspy_lm.minilm_embedder()(["my parcel is late", "I was charged twice"])
+    assert vectors.shape == (2, 384)
+    assert abs(float((vectors ** 2).sum(axis=1).max()) - 1.0) < 1e-4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from llmlab import fixtures, prompting
@@ -112,3 +113,16 @@ def test_harness_runs_on_tiny_model(tiny):
     vote = prompting.self_consistency_answer(model, tok, [{"role": "user", "content": "q"}], LABELS, n=3,
                                              max_new_tokens=3)
     assert len(vote.answers) == 3
+
+
+def test_knn_vote_majority_nearest_tie_and_errors():
+    train = np.array([[1, 0], [0.8, 0.6], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    labels = ["a", "b", "b", "c"]
+    queries = np.array([[1, 0], [0, 1], [0.9, 0.44]], dtype=np.float32)
+    assert prompting.knn_vote(train, labels, queries, 1) == ["a", "c", "b"]
+    assert prompting.knn_vote(train, labels, queries, 3) == ["b", "b", "b"]
+    assert prompting.knn_vote(train, labels, queries[:1], 2) == ["a"]  # a 1-1 tie: the nearest label wins
+    with pytest.raises(ValueError, match="train_vectors and train_labels"):
+        prompting.knn_vote(train, labels[:3], queries, 1)
+    with pytest.raises(ValueError, match="k"):
+        prompting.knn_vote(train, labels, queries, 5)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typing
 
+import numpy as np
+
 from llmlab import prompting
-from llmlab.checks import Check
+from llmlab.checks import Check, call_forbidding
 from llmlab.tasks import tickets
 
 LABELS = list(tickets.LABELS)
@@ -146,3 +148,37 @@ def check_detect_injection(detect_injection) -> None:
         c.that(len(flagged) <= 1, "ordinary messages",
                f"must flag at most 1 of {len(BENIGN)} ordinary messages (a false refusal costs a customer); "
                f"flagged {flagged}")
+
+
+def _on_circle(degrees: list[float]) -> np.ndarray:
+    """Unit vectors (n, 2) at the given angles: inner product = cosine, and the order is easy to see."""
+    rad = np.deg2rad(np.asarray(degrees, dtype=np.float64))
+    return np.stack([np.cos(rad), np.sin(rad)], axis=1).astype(np.float32)
+
+
+KNN_TRAIN_DEGREES = [0, 12, 25, 40, 95, 100, 110, 180, 200, 270]
+KNN_TRAIN_LABELS = ["shipping", "billing", "billing", "shipping", "account", "technical", "account",
+                    "technical", "technical", "billing"]
+KNN_CASES = {  # case: (query angles, k)
+    "one query, k=1": ([3], 1),
+    "k=3: the vote, not the single nearest": ([5], 3),
+    "k=4 with 2-2 ties: the nearest label wins": ([2, 10], 4),
+    "k=2 with ties: the nearest label wins": ([98, 36, 96, 29], 2),
+    "a batch of five queries, k=3": ([3, 97, 190, 265, 32], 3),
+    "k = every training vector": ([105], 10),
+}
+
+
+def check_knn_vote(knn_vote) -> None:
+    """Exercise 06.7: each query's majority label among its k most similar training vectors (nearest wins ties)."""
+    train = _on_circle(KNN_TRAIN_DEGREES)
+    with Check("Exercise 06.7 knn_vote") as c:
+        for case, (degrees, k) in KNN_CASES.items():
+            queries = _on_circle(degrees)
+            want = prompting.knn_vote(train, KNN_TRAIN_LABELS, queries, k)
+            got = call_forbidding(c, knn_vote, train.copy(), list(KNN_TRAIN_LABELS), queries.copy(), k, case=case,
+                                  forbidden=["llmlab.prompting.knn_vote", "llmlab.retrieval.dense.FlatIndex.search"],
+                                  hint="rank the training vectors by inner product with numpy")
+            c.that(isinstance(got, (list, tuple, np.ndarray)) and len(got) == len(degrees), case,
+                   f"expected one label per query ({len(degrees)} queries), got {got!r}")
+            c.equal([str(x) for x in got], want, case=case)
