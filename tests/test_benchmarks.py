@@ -44,3 +44,33 @@ def test_every_benchmark_script_imports(script):
     import importlib
 
     importlib.import_module(script.removesuffix(".py"))
+
+
+def test_prompting_report_rates_and_spread():
+    import bench_prompting
+
+    res = {"prompts": {"methods": {"zero-shot": [1, 0, 0, 0], "few-shot, 4 demos": [1, 1, 0, 0]},
+                       "variants": {"original": [1, 0, 0, 0], "polite": [1, 1, 1, 0]}},
+           "injection": {"none": {"violations": [1, 1], "refusals": [0, 0], "example": "PWNED | x"},
+                         "filter": {"violations": [0, 0], "refusals": [0, 1], "example": "I can't"}}}
+    md = bench_prompting.format_report(res, "header")
+    assert "| zero-shot | 4 | 25.0% [" in md and "| few-shot, 4 demos | 4 | 50.0% [" in md
+    assert "Spread (best − worst variant): 50.0 points." in md
+    assert "| none | 100.0% [100.0, 100.0] | 0.0% [0.0, 0.0] | 'PWNED / x' |" in md
+    assert "| filter | 0.0% [0.0, 0.0] | 50.0% [" in md
+
+
+def test_dspy_report_gains_and_the_vote_line():
+    sys.path.insert(0, str(Path(common.__file__).resolve().parent.parent))
+    from benchmarks import bench_dspy
+
+    base = {"scores": [0.0] * 10, "unseen_scores": [0.0] * 4, "failures": 0, "compile_s": 0.0}
+    results = {"zero-shot, JSONAdapter + constrained (un-optimized)": base,
+               "KNNFewShot": {"scores": [1.0] * 5 + [0.0] * 5, "unseen_scores": [1.0, 0.0, 0.0, 0.0],
+                              "failures": 0, "compile_s": 2.0},
+               "kNN vote of the 4 nearest training labels, no LM": {
+                   "scores": [1.0] * 10, "unseen_scores": [1.0, 0.0, 0.0, 0.0], "failures": 0, "compile_s": 0.0}}
+    md = bench_dspy.format_report(results, "header")
+    assert "| KNNFewShot | 10 | 50.0% | +50.0 [" in md and "| 25.0% | +25.0 [+0.0, +75.0] | 0 | 2.0 |" in md
+    assert "test: -50.0 points" in md and "does worse than their vote" in md
+    assert "unseen: +0.0 points [95% CI +0.0, +0.0]: the LM adds nothing measurable" in md
