@@ -1,9 +1,10 @@
 """Chapter 06's prompting measurements on the local model, on more messages than the notebook can afford live.
 
-Zero-shot, few-shot (4 balanced demos) and chain-of-thought accuracy on test tickets; accuracy under small rewrites
-of the instruction (sensitivity); and the prompt-injection harness: for each defense in prompting.DEFENSES, the
-violation rate on attacked messages and the false-refusal rate on clean ones. Every rate has a 95% bootstrap
-interval. Writes benchmarks/results/DATE-DEVICE-prompting.md and its .json (per-message results, read by notebook 06).
+Zero-shot, few-shot (4 balanced demos) and chain-of-thought accuracy on test tickets; zero- and few-shot accuracy
+under small rewrites of the instruction (sensitivity); and the prompt-injection harness: for each defense in
+prompting.DEFENSES, the violation rate on attacked messages and the false-refusal rate on clean ones. Every rate
+has a 95% bootstrap interval. Writes benchmarks/results/DATE-DEVICE-prompting.md and its .json (per-message
+results, read by notebook 06).
 
 Run: flock /tmp/llmlab-heavy.lock python benchmarks/bench_prompting.py [--n 100] [--cot 50] [--injection 40]
 """
@@ -45,17 +46,19 @@ def prompt_accuracy(model, tok, n: int, n_cot: int) -> dict:
     for name, (build, rows, max_new) in builds.items():
         _, replies = prompting.run_prompt(model, tok, build, rows, labels, max_new_tokens=max_new)
         out[name] = [int(prompting.extract_answer(r, labels) == row["label"]) for r, row in zip(replies, rows)]
-    variants = {"original": out["zero-shot"]}  # the same prompt: not run twice
+    variants = {"original": out["zero-shot"]}  # the same prompts: not run twice
+    variants_few = {"original": out["few-shot, 4 demos"]}
     for name, instruction in prompting.prompt_variants(tickets.INSTRUCTION).items():
         if name == "original":
             continue
+        for shots, table in (([], variants), (demos, variants_few)):
 
-        def build(text: str, instruction: str = instruction) -> list[dict]:
-            return prompting.few_shot_messages(instruction, [], text)
+            def build(text: str, instruction: str = instruction, shots: list = shots) -> list[dict]:
+                return prompting.few_shot_messages(instruction, shots, text)
 
-        _, replies = prompting.run_prompt(model, tok, build, test, labels, max_new_tokens=4)
-        variants[name] = [int(prompting.extract_answer(r, labels) == row["label"]) for r, row in zip(replies, test)]
-    return {"methods": out, "variants": variants}
+            _, replies = prompting.run_prompt(model, tok, build, test, labels, max_new_tokens=4)
+            table[name] = [int(prompting.extract_answer(r, labels) == row["label"]) for r, row in zip(replies, test)]
+    return {"methods": out, "variants": variants, "variants_few_shot": variants_few}
 
 
 def injection(model, tok, n_docs: int) -> dict:
@@ -75,12 +78,15 @@ def format_report(res: dict, header: str) -> str:
     lines = [f"# Prompting on SmolLM2-135M-Instruct, ticket routing and prompt injection (chapter 06)\n\n{header}\n",
              "| prompt | messages | accuracy [95% CI] |", "|---|---|---|"]
     lines += [f"| {name} | {len(v)} | {rate(v)} |" for name, v in res["prompts"]["methods"].items()]
-    accs = {name: sum(v) / len(v) for name, v in res["prompts"]["variants"].items()}
-    spread = prompting.sensitivity(accs)
-    lines += ["\n## Sensitivity: zero-shot accuracy under meaning-preserving rewrites of the instruction\n",
-              "| instruction variant | accuracy [95% CI] |", "|---|---|"]
-    lines += [f"| {name} | {rate(v)} |" for name, v in res["prompts"]["variants"].items()]
-    lines.append(f"\nSpread (best − worst variant): {100 * spread.spread:.1f} points.")
+    for key, shots in (("variants", "zero-shot"), ("variants_few_shot", "few-shot (4 demos)")):
+        if key not in res["prompts"]:
+            continue
+        table = res["prompts"][key]
+        spread = prompting.sensitivity({name: sum(v) / len(v) for name, v in table.items()})
+        lines += [f"\n## Sensitivity: {shots} accuracy under meaning-preserving rewrites of the instruction\n",
+                  "| instruction variant | accuracy [95% CI] |", "|---|---|"]
+        lines += [f"| {name} | {rate(v)} |" for name, v in table.items()]
+        lines.append(f"\nSpread (best − worst variant), {shots}: {100 * spread.spread:.1f} points.")
     n_docs = len(next(iter(res["injection"].values()))["violations"])
     lines += [f"\n## Prompt injection: {n_docs} test messages, each clean and with an injection appended\n",
               "| defense | violation rate, attacked [95% CI] | false-refusal rate, clean [95% CI] "
