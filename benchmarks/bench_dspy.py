@@ -42,17 +42,15 @@ def compile_programs(train, k: int) -> dict:
     hand.demos = [dspy.Example(message=r["text"], team=r["label"])
                   for r in prompting.pick_demos(tickets.load_tickets("train"), k)]
     out["hand-written few-shot"] = (hand, 0.0)
-    for name, make in [
-        ("LabeledFewShot", lambda: dspy.LabeledFewShot(k=k)),
+    for name, compile_one in [
+        ("LabeledFewShot", lambda: dspy.LabeledFewShot(k=k).compile(base(), trainset=train)),
         ("BootstrapFewShot", lambda: dspy.BootstrapFewShot(metric=tickets.team_metric, max_bootstrapped_demos=k,
-                                                          max_labeled_demos=k)),
+                                                          max_labeled_demos=k).compile(base(), trainset=train)),
         ("KNNFewShot", lambda: dspy.KNNFewShot(k, train, dspy_lm.minilm_embedder(), max_bootstrapped_demos=0,
-                                               max_labeled_demos=k)),
+                                               max_labeled_demos=k).compile(base())),  # trainset: in the constructor
     ]:
         start = time.perf_counter()
-        optimizer = make()
-        program = (optimizer.compile(base()) if isinstance(optimizer, dspy.KNNFewShot)
-                   else optimizer.compile(base(), trainset=train))
+        program = compile_one()
         out[name] = (program, time.perf_counter() - start)
     return out
 
