@@ -35,6 +35,7 @@ def doctor_lines() -> list[tuple[bool, str]]:
     """(ok, text) lines describing this machine's readiness for llmlab."""
     lines: list[tuple[bool, str]] = []
     py = platform.python_version()
+    lines.append((True, f"platform: {platform.platform()} ({platform.machine()}); tested here: Linux x86_64"))
     lines.append((sys.version_info[:2] == (3, 11), f"Python {py} (3.11 is the tested version)"))
     pins = pinned_versions(exercises.project_root() / "constraints.txt")
     for name in PACKAGES:
@@ -49,8 +50,10 @@ def doctor_lines() -> list[tuple[bool, str]]:
     import torch
 
     dev = models.device()
+    mps = torch.backends.mps.is_available()
     lines.append((True, f"device: {dev} (torch threads: {torch.get_num_threads()}; "
-                        f"CUDA available: {torch.cuda.is_available()})"))
+                        f"CUDA available: {torch.cuda.is_available()}; Apple MPS available: {mps}"
+                        + ("; opt in with LLMLAB_DEVICE=mps" if mps and dev.type != "mps" else "") + ")"))
     ok, why = fetch.verify()
     lines.append((ok, f"model cache: {why}" + ("" if ok else " (run: python -m llmlab fetch)")))
     ext = Path(sys.prefix, "share", "jupyter", "labextensions", "@jupyter-widgets", "jupyterlab-manager",

@@ -24,8 +24,8 @@ def test_doctor_reports_ok_and_fail_lines(capsys, monkeypatch):
 
 def test_doctor_lines_cover_python_packages_device_cache_and_widgets():
     text = "\n".join(line for _, line in cli.doctor_lines())
-    for needle in ["Python 3.", "torch ", "transformers ", "bitsandbytes ", "dspy ", "lit-nlp ", "device: ",
-                   "model cache: ", "JupyterLab widget extension"]:
+    for needle in ["platform: ", "Python 3.", "torch ", "transformers ", "bitsandbytes ", "dspy ", "lit-nlp ",
+                   "device: ", "Apple MPS available: ", "model cache: ", "JupyterLab widget extension"]:
         assert needle in text
 
 
@@ -273,3 +273,12 @@ def test_makefile_exports_the_same_offline_settings_as_the_entry_points():
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
     exported = dict(re.findall(r"^export (\w+) := (\S+)$", text, flags=re.M))
     assert exported == launch.OFFLINE_ENV
+
+
+def test_environment_yml_and_postbuild_install_and_fetch_as_setup_does():
+    env = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    pip_args = [word for line in re.findall(r"^\s+- (-[ce] \S+)$", env, flags=re.M) for word in line.split()]
+    assert pip_args == launch.install_commands("python", Path(".venv"), create=False)[-1][-4:]
+    assert f"python={'.'.join(map(str, launch.NEEDS_PYTHON))}" in env
+    post_build = (ROOT / "postBuild").read_text(encoding="utf-8")
+    assert "python -m llmlab fetch" in post_build and launch.ANNOUNCEMENTS in post_build
