@@ -91,7 +91,7 @@ def lab_command(py: str, root: Path, extra: list[str]) -> list[str]:
             + [FIRST_NOTEBOOK] + extra)
 
 
-def test_commands(py: str, extra: list[str]) -> list[list[str]]:
+def suite_commands(py: str, extra: list[str]) -> list[list[str]]:
     """Exercise sync, lint, then pytest over the unit tests, the notebooks and the solutions."""
     return [[py, "-m", "llmlab", "build-exercises", "--check"], [py, "-m", "ruff", "check", "."],
             [py, "-m", "pytest", *PYTEST_ARGS, *extra]]
@@ -193,7 +193,7 @@ def test(args: argparse.Namespace, run: Runner | None = None) -> int:
     code = setup(args, run=run)
     if code:
         return code
-    *checks, pytest = test_commands(python_for(args, root), args.extra)
+    *checks, pytest = suite_commands(python_for(args, root), args.extra)
     return (steps(checks, child_env(), root, args.dry_run, run)
             or steps([pytest], child_env(LLMLAB_BLOCK_NETWORK="1"), root, args.dry_run, run))
 

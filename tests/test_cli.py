@@ -257,6 +257,13 @@ def test_setup_lab_and_test_need_only_the_standard_library():
     assert "-m pytest tests notebooks solutions" in out.stdout and "-m jupyter lab" in out.stdout
 
 
+def test_other_commands_without_the_packages_say_to_run_setup_first():
+    out = subprocess.run([sys.executable, "-S", "-m", "llmlab", "doctor"], cwd=ROOT, capture_output=True, text=True,
+                         encoding="utf-8", env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 1
+    assert "this Python lacks" in out.stderr and "-m llmlab setup" in out.stderr
+
+
 def test_makefile_targets_call_the_entry_points():
     if shutil.which("make") is None:
         pytest.skip("no make on this machine")
