@@ -36,7 +36,7 @@ def device_hint() -> str:
     except ValueError:
         return ""
     return (" [note: you set LLMLAB_DEVICE=mps, and this check was proven on CPU: before you change your answer, "
-            "restart the kernel with LLMLAB_DEVICE=cpu and run it again]") if opted_in else ""
+            "run %env LLMLAB_DEVICE=cpu, then the notebook again from the top]") if opted_in else ""
 
 
 def _is_scalar_array(value: Any) -> bool:
