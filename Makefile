@@ -1,48 +1,38 @@
 # llmlab — the two commands a learner needs: `make lab` and `make test`.
+# setup, fetch, lab and test call the Python entry points a learner without make uses (python3.11 -m llmlab
+# setup | lab | test, in llmlab/launch.py: standard library only, so $(PYTHON) runs them before .venv exists).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.llmlab-installed
 LAB_ARGS ?=
-ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+# the same settings llmlab/launch.py gives what it starts (OFFLINE_ENV; tests/test_cli.py checks they agree)
 export LLMLAB_HOME ?= $(HOME)/.cache/llmlab
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: lab test setup fetch exercises check-exercises bench doctor clean classroom classroom-test
+.PHONY: lab test setup fetch python exercises check-exercises bench doctor clean classroom classroom-test
 
-## setup: create .venv and install the pinned packages (again only when constraints.txt, pyproject.toml or this Makefile change)
-setup: $(STAMP)
-
-$(STAMP): constraints.txt pyproject.toml Makefile
+python:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: llmlab needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]" 2>&1 | grep -v "neither a file nor a directory"; \
-		exit $${PIPESTATUS[0]}
-	@# offline classrooms: no "get notified about Jupyter news?" prompt, no fetch of the news feed
-	@$(VENV)/bin/jupyter labextension disable --level=sys_prefix @jupyterlab/apputils-extension:announcements \
-		>/dev/null 2>&1
-	@touch $(STAMP)
 
-## fetch: make sure the model is in $(LLMLAB_HOME) (verifies checksums; downloads only if needed)
-fetch: $(STAMP)
-	@HF_HUB_OFFLINE=0 $(PY) -m llmlab fetch
+## setup: create .venv and install the pinned packages (again only when constraints.txt or pyproject.toml change)
+setup: python
+	@$(PYTHON) -m llmlab setup --no-fetch
 
-## lab: set up, then open JupyterLab on the notebooks
-lab: fetch
-	$(PY) -m llmlab doctor || true
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) notebooks/00_setup_and_tour.ipynb $(LAB_ARGS)
+## fetch: set up, and make sure the model is in $(LLMLAB_HOME) (verifies checksums; downloads only if needed)
+fetch: python
+	@$(PYTHON) -m llmlab setup
+
+## lab: set up, then open JupyterLab on the notebooks (as root it adds --allow-root; LAB_ARGS go to jupyter lab)
+lab: python
+	$(PYTHON) -m llmlab lab -- $(LAB_ARGS)
 
 ## test: set up, then run everything (lint, exercise sync, unit tests, notebooks, check-can-fail tests)
-test: fetch
-	$(PY) -m llmlab build-exercises --check
-	$(VENV)/bin/ruff check .
-	LLMLAB_BLOCK_NETWORK=1 $(PY) -m pytest tests notebooks solutions --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=300 -p no:cacheprovider $(PYTEST_ARGS)
+test: python
+	$(PYTHON) -m llmlab test -- $(PYTEST_ARGS)
 
 CHP := classroom/.node/node_modules/.bin/configurable-http-proxy
 
@@ -59,14 +49,14 @@ classroom-test: fetch $(CHP)
 	LLMLAB_BLOCK_NETWORK=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest classroom/tests -p no:cacheprovider -s
 
 ## exercises: regenerate exercises/ from solutions/
-exercises: $(STAMP)
+exercises: setup
 	$(PY) -m llmlab build-exercises
 
 ## bench: run the benchmarks and print their tables
 bench: fetch
 	$(PY) -m llmlab bench
 
-doctor: $(STAMP)
+doctor: setup
 	$(PY) -m llmlab doctor
 
 ## clean: remove the virtual environment (the model cache in $(LLMLAB_HOME) is kept)

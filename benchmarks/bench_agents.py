@@ -127,7 +127,8 @@ def main() -> None:
     print(report)
     if not args.quick:
         path = common.write_result("agents", report)
-        path.with_suffix(".json").write_text(json.dumps({"header": header, **res}, default=float) + "\n")
+        path.with_suffix(".json").write_text(json.dumps({"header": header, **res}, default=float) + "\n",
+                                             encoding="utf-8")
         print(f"wrote {path} and its .json (read by notebook 11)")
 
 

@@ -67,7 +67,7 @@ def main() -> None:
     report = format_report(result)
     print(report)
     print(f"wrote {write_result('probes', report)}")
-    SHIPPED.write_text(json.dumps(result, indent=1) + "\n")
+    SHIPPED.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {SHIPPED}")
 
 

@@ -112,7 +112,7 @@ def main() -> None:
     report = format_report(res, header) + f"\n\n{time.perf_counter() - start:.0f} s in all."
     print(report, flush=True)
     path = common.write_result("prompting", report)
-    path.with_suffix(".json").write_text(json.dumps({"header": header, **res}) + "\n")
+    path.with_suffix(".json").write_text(json.dumps({"header": header, **res}) + "\n", encoding="utf-8")
     print(f"wrote {path} and its .json (per-message results, read by notebook 06)")
 
 

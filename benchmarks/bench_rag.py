@@ -242,7 +242,8 @@ def main() -> None:
     print(report)
     if not args.quick:
         path = common.write_result("rag-retrieval" if args.no_model else "rag", report)
-        path.with_suffix(".json").write_text(json.dumps({"header": header, **res}, default=float) + "\n")
+        path.with_suffix(".json").write_text(json.dumps({"header": header, **res}, default=float) + "\n",
+                                             encoding="utf-8")
         print(f"wrote {path} and its .json (per-question scores, read by notebook 11)")
 
 

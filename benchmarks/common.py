@@ -53,5 +53,5 @@ def write_result(name: str, report: str, device: torch.device | str | None = Non
     """Write a markdown report to benchmarks/results/DATE-DEVICE-NAME.md; returns the path."""
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{dt.date.today().isoformat()}-{device_label(device)}-{name}.md"
-    out.write_text(report.rstrip() + "\n")
+    out.write_text(report.rstrip() + "\n", encoding="utf-8")
     return out

@@ -44,7 +44,7 @@ metric_list:
 
 def kit_accuracy(model, tokenizer) -> float:
     """The same task scored by the kit: the choice with the highest summed logprob after the prompt."""
-    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
     right = 0
     for row in rows:
         prompt = f"Question: {row['question']}\nAnswer:"
@@ -62,7 +62,7 @@ def measure() -> dict:
 
     model, tokenizer = models.load(device="cpu")
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "llmlab_mc.yaml").write_text(TASK.format(data=DATA))
+        (Path(folder) / "llmlab_mc.yaml").write_text(TASK.format(data=DATA), encoding="utf-8")
         start = time.perf_counter()
         out = lm_eval.simple_evaluate(model=HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4),
                                       tasks=["llmlab_mc"], task_manager=TaskManager(include_path=folder),

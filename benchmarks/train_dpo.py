@@ -125,9 +125,9 @@ def measure(steps: int, batch_size: int, lr: float, beta: float, max_new_tokens:
 
     out.mkdir(parents=True, exist_ok=True)
     policy.save_pretrained(out)
-    saved = json.loads((out / "adapter_config.json").read_text())
+    saved = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
     saved["base_model_name_or_path"] = models.DEFAULT_MODEL
-    (out / "adapter_config.json").write_text(json.dumps(saved, indent=2) + "\n")
+    (out / "adapter_config.json").write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     base2, _ = models.load(device="cpu")
     reloaded = PeftModel.from_pretrained(base2, out).eval()
     again = pt.chat_replies(reloaded, tok, prompts[:8], max_new_tokens=max_new_tokens)
@@ -246,7 +246,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.format_only:
-        r = json.loads(args.raw.read_text())
+        r = json.loads(args.raw.read_text(encoding="utf-8"))
         header = r["header"]
     else:
         header = machine_header()
@@ -255,12 +255,13 @@ def main() -> None:
         r["header"] = header
         r["argv"] = " ".join(sys.argv[1:])
         r["max_new_tokens"] = args.max_new_tokens
-        args.raw.write_text(json.dumps(r))
-    (args.out / "train_log.json").write_text(json.dumps(train_log(r), indent=1) + "\n")
+        args.raw.write_text(json.dumps(r), encoding="utf-8")
+    (args.out / "train_log.json").write_text(json.dumps(train_log(r), indent=1) + "\n", encoding="utf-8")
     (args.out / "README.md").write_text(
         f"# Chapter 12 DPO adapter\n\nBase model: {models.DEFAULT_MODEL} (`llmlab.models.load()`, then "
         "`peft.PeftModel.from_pretrained(model, this_folder)`).\nMade by `python benchmarks/train_dpo.py`; "
-        "see `train_log.json` and `benchmarks/results/*-cpu-dpo.md`. Licence: Apache-2.0, like the base model.\n")
+        "see `train_log.json` and `benchmarks/results/*-cpu-dpo.md`. Licence: Apache-2.0, like the base model.\n",
+        encoding="utf-8")
     path = write_result("dpo", format_report(r, header))
     print(f"wrote {path}", flush=True)
 

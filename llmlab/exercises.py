@@ -85,11 +85,11 @@ def build_all(root: Path | None = None, check: bool = False) -> list[str]:
         text = nbformat.writes(build_notebook(nbformat.read(src, as_version=4), chapter)) + "\n"
         dst = dst_dir / src.name
         expected.add(dst.name)
-        if not dst.is_file() or dst.read_text() != text:
+        if not dst.is_file() or dst.read_text(encoding="utf-8") != text:
             stale.append(str(dst.relative_to(root)))
             if not check:
                 dst_dir.mkdir(exist_ok=True)
-                dst.write_text(text)
+                dst.write_text(text, encoding="utf-8")
     for extra in sorted(dst_dir.glob("*.ipynb")) if dst_dir.is_dir() else []:
         if extra.name not in expected:
             stale.append(f"{extra.relative_to(root)} (no source in solutions/)")

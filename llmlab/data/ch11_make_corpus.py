@@ -302,10 +302,10 @@ def build() -> tuple[list[dict], list[dict], dict[str, dict], list[dict]]:
 def main() -> None:
     """Write the four data files next to this script."""
     docs, questions, orders, tasks = build()
-    (HERE / "ch11_docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (HERE / "ch11_questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
-    (HERE / "ch11_orders.json").write_text(json.dumps(orders, indent=1) + "\n")
-    (HERE / "ch11_agent_tasks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    (HERE / "ch11_docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    (HERE / "ch11_questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    (HERE / "ch11_orders.json").write_text(json.dumps(orders, indent=1) + "\n", encoding="utf-8")
+    (HERE / "ch11_agent_tasks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks), encoding="utf-8")
     print(f"{len(docs)} documents, {len(questions)} questions, {len(orders)} orders, {len(tasks)} agent tasks")
 
 

@@ -240,7 +240,7 @@ def make_data(seed: int = SEED) -> dict[str, list[dict]]:
 def write(folder: Path = Path(__file__).parent, seed: int = SEED) -> None:
     """Write ch12_corpus.jsonl, ch12_test.jsonl, ch12_prefs_train.jsonl and ch12_prefs_test.jsonl."""
     for name, rows in make_data(seed).items():
-        with open(folder / f"ch12_{name}.jsonl", "w") as f:
+        with open(folder / f"ch12_{name}.jsonl", "w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
 

@@ -29,7 +29,7 @@ CONFIG_FILE = "draft_config.json"
 def prompts(split: str = "eval") -> list[str]:
     """The shipped prompts: 'eval' (20, for tests and benchmarks) or 'train' (distillation, disjoint from eval)."""
     validate.one_of("split", split, ["eval", "train"])
-    return json.loads(PROMPTS.read_text())[split]
+    return json.loads(PROMPTS.read_text(encoding="utf-8"))[split]
 
 
 def encode(tokenizer, prompt: str) -> torch.Tensor:
@@ -95,7 +95,7 @@ def save_draft(draft_model, vocab_ids: torch.Tensor, folder: Path = DRAFT_DIR, i
     theta = (getattr(draft_model.config, "rope_parameters", None) or {}).get("rope_theta", 10000.0)
     config = {"layers": draft_model.config.num_hidden_layers, "rope_theta": float(theta),
               "intermediate_size": draft_model.config.intermediate_size, **(info or {})}
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return folder / WEIGHTS_FILE
 
 
@@ -107,7 +107,7 @@ def _shipped(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not path.exists():
         raise FileNotFoundError(f"draft weights not found at {path}; train them with: "
                                 f"python benchmarks/train_draft.py")
-    return load_file(str(path)), json.loads((Path(folder) / CONFIG_FILE).read_text())
+    return load_file(str(path)), json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8"))
 
 
 def load_draft(target_model=None, tokenizer=None, folder: Path = DRAFT_DIR):

@@ -26,7 +26,7 @@ class Problem:
 
 def load_problems(path: Path = PROBLEMS) -> list[Problem]:
     """The shipped problems, in file order."""
-    return [Problem(**json.loads(line)) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [Problem(**json.loads(line)) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def chat_prompt(problem: Problem) -> str:
@@ -36,5 +36,5 @@ def chat_prompt(problem: Problem) -> str:
 
 def load_candidates(path: Path = CANDIDATES) -> dict:
     """Shipped model candidates: {'settings': {...}, 'candidates': {problem id: [code, ...]}}."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     return {"settings": rows[0]["settings"], "candidates": {r["id"]: r["candidates"] for r in rows[1:]}}

@@ -25,7 +25,7 @@ INJECTION_PAYLOAD = "tallowbrook-deals"
 
 def _jsonl(name: str) -> list[dict]:
     """Rows of one jsonl data file."""
-    return [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +47,7 @@ def load_questions(split: str = "test") -> list[dict]:
 
 def load_orders() -> dict[str, dict]:
     """The orders key-value database: {order id: {customer, product, quantity, unit_price, status}}."""
-    return json.loads((DATA / "ch11_orders.json").read_text())
+    return json.loads((DATA / "ch11_orders.json").read_text(encoding="utf-8"))
 
 
 def load_agent_tasks() -> list[dict]:

@@ -17,7 +17,7 @@ PREFERENCE_SPLITS = ("train", "test")
 def _read_jsonl(name: str) -> list[dict]:
     """The rows of one shipped llmlab/data/*.jsonl file."""
     path = resources.files("llmlab.data") / name
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def load_corpus() -> list[dict]:

@@ -25,4 +25,5 @@ class LabelledPair:
 
 def load_labels(path: Path = LABELS) -> list[LabelledPair]:
     """The shipped human-labelled pairs, in file order."""
-    return [LabelledPair(**json.loads(line)) for line in Path(path).read_text().splitlines() if line.strip()]
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [LabelledPair(**json.loads(line)) for line in lines if line.strip()]

@@ -24,7 +24,7 @@ def load_orders(split: str = "train") -> list[dict]:
     if split not in ORDER_SPLITS:
         raise ValueError(f"split must be one of {list(ORDER_SPLITS)}, got {split!r}")
     path = resources.files("llmlab.data") / f"ch05_orders_{split}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def target_json(target: dict) -> str:

@@ -28,7 +28,7 @@ QUESTIONS = [
 
 def system_prompt() -> str:
     """The shop assistant's system prompt (llmlab/data/ch10_system_prompt.txt)."""
-    return resources.files("llmlab.data").joinpath("ch10_system_prompt.txt").read_text()
+    return resources.files("llmlab.data").joinpath("ch10_system_prompt.txt").read_text(encoding="utf-8")
 
 
 def system_ids(tokenizer) -> list[int]:

@@ -25,7 +25,7 @@ INSTRUCTION = ("Route the customer message to the team that handles it: billing 
 def load_tickets(split: str = "train") -> list[dict]:
     """The examples of one split, each {'text': str, 'label': str}, in file order."""
     validate.one_of("split", split, SPLITS + (UNSEEN,))
-    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [{"text": r["text"], "label": r["label"]} for r in rows if r["split"] == split]
 
 
