@@ -152,7 +152,8 @@ def shutdown_kernel(server: str, token: str, kernel_id: str) -> None:
 
 
 def execute(server: str, token: str, kernel_id: str, code: str, timeout: float = 180) -> str:
-    """Run one cell in a running kernel over its websocket; returns everything it printed (errors as 'Name: value')."""
+    """Run one cell in a running kernel over its websocket; returns everything it printed (errors as 'Name: value')
+    once the kernel has replied and gone idle."""
     import websocket
 
     ws = websocket.create_connection(server.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels",
@@ -163,7 +164,7 @@ def execute(server: str, token: str, kernel_id: str, code: str, timeout: float =
                         "parent_header": {}, "metadata": {}, "channel": "shell",
                         "content": {"code": code, "silent": False, "store_history": False,
                                     "user_expressions": {}, "allow_stdin": False}}))
-    printed, deadline = [], time.time() + timeout
+    printed, deadline, replied, idle = [], time.time() + timeout, False, False
     try:
         while time.time() < deadline:
             msg = json.loads(ws.recv())
@@ -174,7 +175,9 @@ def execute(server: str, token: str, kernel_id: str, code: str, timeout: float =
                 printed.append(content["text"])
             elif kind == "error":
                 printed.append(f"{content['ename']}: {content['evalue']}")
-            elif kind == "execute_reply":
+            replied = replied or kind == "execute_reply"
+            idle = idle or (kind == "status" and content.get("execution_state") == "idle")
+            if replied and idle:  # outputs (iopub) may arrive after the reply (shell); idle comes after the last
                 return "".join(printed)
     finally:
         ws.close()
