@@ -4,7 +4,9 @@ the kernel, the model cache shared read-only, each learner's work in their own ~
 Instructor: `make classroom` (as root on the workshop machine) runs `jupyterhub -f classroom/jupyterhub_config.py`.
 Learners log in with their system account (PAM); create accounts first (e.g. `useradd -m learner01`).
 Environment knobs: LLMLAB_HUB_IP (default 127.0.0.1; set 0.0.0.0 to serve the room, behind TLS), LLMLAB_HUB_PORT
-(8000), LLMLAB_HOME (the shared model cache, fetched once by the instructor).
+(8000), LLMLAB_HOME (the shared model cache, fetched once by the instructor), LLMLAB_KERNEL_THREADS (torch/OpenMP
+threads in each learner's kernel, default 1; 0 keeps torch's default of one thread per core in every kernel, which
+oversubscribes the machine as soon as several learners run a model at once: see benchmarks/bench_classroom_load.py).
 
 Tests (`make classroom-test`) set LLMLAB_HUB_TEST_USERS: then users and passwords come from that JSON, every
 learner's server runs as the current user with a home under LLMLAB_HUB_FOLDER, and LLMLAB_HUB_ADMIN_TOKEN is an
@@ -24,6 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CACHE = os.environ.get("LLMLAB_HOME", str(Path.home() / ".cache" / "llmlab"))
 PROXY = ROOT / "classroom" / ".node" / "node_modules" / ".bin" / "configurable-http-proxy"
+THREADS = os.environ.get("LLMLAB_KERNEL_THREADS", "1")
+if not THREADS.isdigit():
+    raise ValueError(f"LLMLAB_KERNEL_THREADS must be a whole number >= 0 (0 = torch's default), got {THREADS!r}")
+# torch reads OMP_NUM_THREADS when it starts; unset (0), it starts one thread per core in every kernel
+KERNEL_THREADS = {} if THREADS == "0" else {"OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS}
 
 c.JupyterHub.ip = os.environ.get("LLMLAB_HUB_IP", "127.0.0.1")
 c.JupyterHub.port = int(os.environ.get("LLMLAB_HUB_PORT", "8000"))
@@ -42,6 +49,8 @@ c.Spawner.environment = {
     "TRANSFORMERS_OFFLINE": "1",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    "LLMLAB_KERNEL_THREADS": THREADS,
+    **KERNEL_THREADS,
 }
 c.Spawner.args = ["--ServerApp.terminals_enabled=False"]
 c.LabApp.news_url = None

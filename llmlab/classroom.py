@@ -1,8 +1,9 @@
 """Classroom tooling: start the workshop JupyterHub on loopback, drive simulated learners through its REST API
-and their own kernels, and measure each learner kernel's memory (RSS and PSS from /proc/PID/smaps_rollup).
+and their own kernels, measure each learner kernel's memory (RSS and PSS from /proc/PID/smaps_rollup), and check
+the Zero to JupyterHub values file against the chart's schema.
 
-Used by classroom/tests (`make classroom-test`) and benchmarks/bench_classroom.py; an instructor runs the hub
-itself with `make classroom` (classroom/jupyterhub_config.py).
+Used by classroom/tests (`make classroom-test`), tests/test_classroom_values.py and benchmarks/bench_classroom*.py;
+an instructor runs the hub itself with `make classroom` (classroom/jupyterhub_config.py).
 """
 
 from __future__ import annotations
@@ -72,13 +73,18 @@ def http_json(method: str, url: str, token: str, body: dict | None = None, timeo
     return json.loads(text) if text.strip() else None
 
 
-def start_hub(folder: Path, users: dict[str, str], timeout: float = 120) -> Hub:
-    """Start the workshop hub on 127.0.0.1 with test users (name → password) and an admin token; wait until up."""
+def start_hub(folder: Path, users: dict[str, str], timeout: float = 120, kernel_threads: int = 1) -> Hub:
+    """Start the workshop hub on 127.0.0.1 with test users (name → password) and an admin token; wait until up.
+
+    kernel_threads: torch/OpenMP threads in each learner's kernel (LLMLAB_KERNEL_THREADS; 0 = torch's default, all
+    cores)."""
     V.non_empty("users", list(users))
+    V.integer("kernel_threads", kernel_threads, low=0)
     folder.mkdir(parents=True, exist_ok=True)
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "LLMLAB_HUB_TEST_USERS": json.dumps(users), "LLMLAB_HUB_ADMIN_TOKEN": token,
            "LLMLAB_HUB_IP": "127.0.0.1", "LLMLAB_HUB_PORT": str(port), "LLMLAB_HUB_FOLDER": str(folder),
+           "LLMLAB_KERNEL_THREADS": str(kernel_threads),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = open(folder / "hub.log", "w", encoding="utf-8")  # noqa: SIM115 - kept open for the hub's lifetime
     process = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f",
@@ -135,12 +141,22 @@ def start_server(hub: Hub, name: str, token: str, timeout: float = 120) -> str:
     raise TimeoutError(f"{name}'s server did not start within {timeout} s")
 
 
-def run_in_new_kernel(server: str, token: str, code: str, timeout: float = 180) -> tuple[str, str]:
-    """Start a kernel on a learner's server, run `code`, return (its kernel id, everything it printed)."""
+def start_kernel(server: str, token: str) -> str:
+    """Start a python3 kernel on a learner's server; returns its id."""
+    return http_json("POST", f"{server}/api/kernels", token, {"name": "python3"})["id"]
+
+
+def shutdown_kernel(server: str, token: str, kernel_id: str) -> None:
+    """Shut a learner's kernel down (frees its memory)."""
+    http_json("DELETE", f"{server}/api/kernels/{kernel_id}", token)
+
+
+def execute(server: str, token: str, kernel_id: str, code: str, timeout: float = 180) -> str:
+    """Run one cell in a running kernel over its websocket; returns everything it printed (errors as 'Name: value')
+    once the kernel has replied and gone idle."""
     import websocket
 
-    kernel = http_json("POST", f"{server}/api/kernels", token, {"name": "python3"})
-    ws = websocket.create_connection(server.replace("http", "ws", 1) + f"/api/kernels/{kernel['id']}/channels",
+    ws = websocket.create_connection(server.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels",
                                      header=[f"Authorization: token {token}"], timeout=timeout)
     msg_id = uuid.uuid4().hex
     ws.send(json.dumps({"header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "learner",
@@ -148,7 +164,7 @@ def run_in_new_kernel(server: str, token: str, code: str, timeout: float = 180) 
                         "parent_header": {}, "metadata": {}, "channel": "shell",
                         "content": {"code": code, "silent": False, "store_history": False,
                                     "user_expressions": {}, "allow_stdin": False}}))
-    printed, deadline = [], time.time() + timeout
+    printed, deadline, replied, idle = [], time.time() + timeout, False, False
     try:
         while time.time() < deadline:
             msg = json.loads(ws.recv())
@@ -159,11 +175,19 @@ def run_in_new_kernel(server: str, token: str, code: str, timeout: float = 180) 
                 printed.append(content["text"])
             elif kind == "error":
                 printed.append(f"{content['ename']}: {content['evalue']}")
-            elif kind == "execute_reply":
-                return kernel["id"], "".join(printed)
+            replied = replied or kind == "execute_reply"
+            idle = idle or (kind == "status" and content.get("execution_state") == "idle")
+            if replied and idle:  # outputs (iopub) may arrive after the reply (shell); idle comes after the last
+                return "".join(printed)
     finally:
         ws.close()
     raise TimeoutError(f"the kernel did not finish within {timeout} s; printed so far: {''.join(printed)!r}")
+
+
+def run_in_new_kernel(server: str, token: str, code: str, timeout: float = 180) -> tuple[str, str]:
+    """Start a kernel on a learner's server, run `code`, return (its kernel id, everything it printed)."""
+    kernel_id = start_kernel(server, token)
+    return kernel_id, execute(server, token, kernel_id, code, timeout)
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -193,3 +217,32 @@ def kernel_pids() -> dict[str, int]:
             if conn:
                 found[Path(conn).stem.removeprefix("kernel-")] = int(proc.name)
     return found
+
+
+def helm_merge(defaults: dict, overrides: dict) -> dict:
+    """Helm's merge of a values file over a chart's defaults: maps merge recursively, lists and scalars replace,
+    a null deletes the key. Returns a new dict; neither input changes."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = helm_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def z2jh_errors(values: dict, chart: Path) -> list[str]:
+    """Schema errors ('path: message') of `values` merged over the Zero to JupyterHub chart's defaults, as `helm
+    install` checks them; chart is the folder holding the chart's values.yaml and values.schema.yaml."""
+    import jsonschema
+    import yaml
+
+    if not isinstance(values, dict):
+        raise TypeError(f"values must be a dict (a parsed values file), got {type(values).__name__}")
+    defaults = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))
+    schema = yaml.safe_load((chart / "values.schema.yaml").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)
+    return sorted(f"{'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+                  for e in validator.iter_errors(helm_merge(defaults, values)))

@@ -1,5 +1,6 @@
 """The workshop JupyterHub on loopback with simulated learners: each logs in with their password, gets their own
-JupyterLab, runs chapter 02's first cells in their own kernel and must get the right answer. Run: make classroom-test.
+JupyterLab, runs chapter 02's first cells in their own kernel (one torch thread) and must get the right answer.
+Run: make classroom-test.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ model, tokenizer = models.load()
 probs = tokens.next_token_probs(model, tokenizer, "The capital of France is", chat=False)
 print("next token:", repr(tokenizer.decode(int(probs.argmax()))))
 import os; print("workspace:", os.environ["LLMLAB_WORKSPACE"])
+import torch; print("torch threads:", torch.get_num_threads())
 """
 
 
@@ -41,6 +43,7 @@ def test_every_learner_logs_in_runs_chapter_02_in_their_own_kernel_and_gets_pari
     for name, (kernel_id, printed) in results.items():
         assert "next token: ' Paris'" in printed, f"{name} printed {printed!r}"
         assert f"/home/{name}/workspace" in printed, printed
+        assert "torch threads: 1\n" in printed, printed  # LLMLAB_KERNEL_THREADS defaults to 1 thread per kernel
         assert kernel_id in pids, f"{name}'s kernel {kernel_id} is not a process here"
     assert len({pids[k] for k, _ in results.values()}) == LEARNERS  # one kernel process per learner
     memory = [classroom.memory_kb(pids[k]) for k, _ in results.values()]
