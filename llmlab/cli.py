@@ -118,9 +118,10 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark scripts in benchmarks/ (all, or those whose name contains NAME)."""
+    """Run the benchmark scripts in benchmarks/ (all, NAME exactly, else those whose name contains NAME)."""
     scripts = sorted((exercises.project_root() / "benchmarks").glob("bench_*.py"))
-    chosen = [s for s in scripts if args.name is None or args.name in s.name]
+    exact = [s for s in scripts if s.stem == f"bench_{args.name}"]
+    chosen = exact or [s for s in scripts if args.name is None or args.name in s.name]
     if not chosen:
         print(f"name must match one of {[s.stem for s in scripts]}, got {args.name!r}", file=sys.stderr)
         return 2
@@ -198,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("chapter", help="two-digit chapter number, e.g. 02")
     p.set_defaults(func=cmd_start)
     p = sub.add_parser("bench", help="run the benchmarks in benchmarks/")
-    p.add_argument("name", nargs="?", help="run only benchmarks whose file name contains this")
+    p.add_argument("name", nargs="?", help="run only bench_NAME.py (or, if none, those whose file name contains NAME)")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("progress", help="run your workspace/ notebooks (copies) and list the exercises that pass")
     p.add_argument("chapters", nargs="*", help="only these chapters, e.g. 02 03 (default: all in workspace/)")

@@ -289,3 +289,10 @@ def test_environment_yml_and_postbuild_install_and_fetch_as_setup_does():
     assert f"python={'.'.join(map(str, launch.NEEDS_PYTHON))}" in env
     post_build = (ROOT / "postBuild").read_text(encoding="utf-8")
     assert "python -m llmlab fetch" in post_build and launch.ANNOUNCEMENTS in post_build
+
+
+def test_bench_exact_name_runs_only_that_script(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd: calls.append(cmd[-1]) or 0)
+    assert cli.main(["bench", "classroom"]) == 0
+    assert [c.rsplit("/", 1)[-1] for c in calls] == ["bench_classroom.py"]
