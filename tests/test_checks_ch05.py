@@ -102,6 +102,17 @@ def merge_scaled_by_alpha(W, A, B, alpha):
     return W + alpha * (B @ A)
 
 
+def memory_whole_bytes(params_billion, bits):
+    return params_billion * (bits // 8) * 4  # 4 bits become 0 bytes, 12 bits become 1 byte
+
+
+def ties_zero_sum_elects_plus(task_vectors, density):
+    trimmed = torch.stack([lora.trim_top_k(t, density) for t in task_vectors])
+    sign = torch.where(trimmed.sum(0) >= 0, 1.0, -1.0)  # a zero sum is not a positive sign
+    agree = (torch.sign(trimmed) == sign) & (trimmed != 0)
+    return (trimmed * agree).sum(0) / agree.sum(0).clamp_min(1)
+
+
 def memory_weights_only(params_billion, bits):
     return params_billion * bits / 8
 
@@ -263,10 +274,10 @@ CASES = [
               merge_returns_only_the_update, merge_scaled_by_alpha]),
     CheckCase(ch05.check_training_memory_gb, full_adam_memory,
               [memory_forgetting_gradients, memory_fp32_master_and_states, memory_bits_as_bytes, memory_weights_only,
-               memory_in_gib]),
+               memory_in_gib, memory_whole_bytes]),
     CheckCase(ch05.check_ties_merge, lora.ties_merge,
               [ties_plain_mean, ties_dividing_by_all_vectors, ties_sign_by_vote_count, ties_without_trimming,
-               ties_sum_instead_of_mean, ties_mean_without_sign_election]),
+               ties_sum_instead_of_mean, ties_mean_without_sign_election, ties_zero_sum_elects_plus]),
     CheckCase(ch05.check_lora_linear, LoRALinear,
               LORA_LINEAR_MISTAKES + [LoRALinearWith2dOnly, LoRALinearPlainTensors]),
     CheckCase(ch05.check_train_lora, train_lora, TRAIN_MISTAKES + [train_one_step_short]),

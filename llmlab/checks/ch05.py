@@ -56,7 +56,7 @@ def check_merge_lora_weight(merge_lora_weight) -> None:
 
 def check_training_memory_gb(training_memory_gb) -> None:
     """Exercise 05.4: training_memory_gb(params_billion, bits) for full Adam finetuning, before activations."""
-    cases = [(7, 16, 56.0), (13, 16, 104.0), (1, 32, 16.0), (0.135, 16, 1.08)]
+    cases = [(7, 16, 56.0), (13, 16, 104.0), (1, 32, 16.0), (0.135, 16, 1.08), (2, 4, 4.0), (3, 12, 18.0)]
     with Check("Exercise 05.4 training_memory_gb") as c:
         for params, bits, expected in cases:
             case = f"{params}B parameters at {bits} bits"
@@ -73,7 +73,9 @@ def check_ties_merge(ties_merge) -> None:
     rand = [torch.randn(40, generator=gen) for _ in range(4)]
     cases = [("three hand-made vectors, density 0.5", [t1, t2, t3], 0.5),
              ("three hand-made vectors, density 1 (no trimming)", [t1, t2, t3], 1.0),
-             ("four random vectors, density 0.2", rand, 0.2)]
+             ("four random vectors, density 0.2", rand, 0.2),
+             ("equal mass of both signs at entry 0 (the sum is 0: its sign is 0, so nothing agrees)",
+              [torch.tensor([0.5, 0.2, -0.3]), torch.tensor([-0.5, 0.1, 0.4])], 1.0)]
     with Check("Exercise 05.5 ties_merge") as c:
         for case, vectors, density in cases:
             got = c.call(ties_merge, [v.clone() for v in vectors], density, case=case)
