@@ -189,6 +189,10 @@ def nf4_nearest_below(x):
     return (torch.searchsorted(Q.NF4_CODEBOOK, x.contiguous(), right=True) - 1).clamp(min=0)
 
 
+def memory_as_tensor(n_params, bits, group_size=None, scale_bits=16):
+    return torch.tensor(model_memory_gb(n_params, bits, group_size, scale_bits))  # a 0-d tensor, not a float
+
+
 def memory_floor_division(n_params, bits, group_size=None, scale_bits=16):
     return n_params * (bits + (scale_bits // group_size if group_size else 0)) / 8 / 1e9
 
@@ -222,7 +226,7 @@ CASES = [
                                                            nf4_nearest_below]),
     CheckCase(ch04.check_model_memory_gb, model_memory_gb,
               [memory_gib, memory_bits_not_bytes, memory_without_scales, memory_ignores_scale_bits,
-               memory_scale_per_param, memory_floor_division]),
+               memory_scale_per_param, memory_floor_division, memory_as_tensor]),
 ]
 
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)

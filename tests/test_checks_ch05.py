@@ -102,6 +102,10 @@ def merge_scaled_by_alpha(W, A, B, alpha):
     return W + alpha * (B @ A)
 
 
+def memory_as_tensor(params_billion, bits):
+    return torch.tensor(params_billion) * bits / 8 * 4  # a 0-d tensor, not a float
+
+
 def memory_whole_bytes(params_billion, bits):
     return params_billion * (bits // 8) * 4  # 4 bits become 0 bytes, 12 bits become 1 byte
 
@@ -274,7 +278,7 @@ CASES = [
               merge_returns_only_the_update, merge_scaled_by_alpha]),
     CheckCase(ch05.check_training_memory_gb, full_adam_memory,
               [memory_forgetting_gradients, memory_fp32_master_and_states, memory_bits_as_bytes, memory_weights_only,
-               memory_in_gib, memory_whole_bytes]),
+               memory_in_gib, memory_whole_bytes, memory_as_tensor]),
     CheckCase(ch05.check_ties_merge, lora.ties_merge,
               [ties_plain_mean, ties_dividing_by_all_vectors, ties_sign_by_vote_count, ties_without_trimming,
                ties_sum_instead_of_mean, ties_mean_without_sign_election, ties_zero_sum_elects_plus]),

@@ -109,5 +109,7 @@ def check_model_memory_gb(model_memory_gb) -> None:
         for args in [(7e9, 16), (7e9, 8), (70e9, 1.58), (135e6, 32), (8e9, 4, 32), (8e9, 4, 128, 32)]:
             case = f"model_memory_gb{args}"
             got = c.call(model_memory_gb, *args, case=case)
+            c.that(isinstance(got, (int, float)) and not isinstance(got, bool), case,
+                   f"return a Python float (GB), got {type(got).__name__}")
             n_params, bits, *rest = args
             c.close(got, memory.weights_gb(n_params / 1e9, bits, *rest), case=case, rtol=1e-6)

@@ -61,6 +61,8 @@ def check_training_memory_gb(training_memory_gb) -> None:
         for params, bits, expected in cases:
             case = f"{params}B parameters at {bits} bits"
             got = c.call(training_memory_gb, params, bits, case=case)
+            c.that(isinstance(got, (int, float)) and not isinstance(got, bool), case,
+                   f"return a Python float (GB), got {type(got).__name__}")
             c.close(got, expected, case=case, atol=1e-9, rtol=1e-6)
 
 
