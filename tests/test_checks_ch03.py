@@ -129,6 +129,11 @@ def weights_scaled_by_sqrt_seq_len(q, k, mask):
     return torch.softmax(scores, dim=-1)  # sqrt of the number of keys, not of the head dimension
 
 
+def weights_transpose_1_2(q, k, mask):
+    scores = (q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])).masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)  # right for (batch, seq, d) only, not for (..., seq, d)
+
+
 def weights_large_negative_fill(q, k, mask):
     """A correct alternative: a very negative number instead of -inf still gives masked keys weight 0."""
     scores = torch.where(mask, q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, torch.tensor(-1e9))
@@ -283,7 +288,7 @@ CASES = [
     CheckCase(ch03.check_attention_weights, attention.attention_weights,
               [weights_without_scaling, weights_mask_with_zero, weights_softmax_over_queries, weights_hard_coded_causal,
                weights_ignore_mask, weights_scaled_by_d, weights_scaled_by_seq_len, weights_zeroed_after_softmax,
-               weights_mask_inverted, weights_scaled_by_sqrt_seq_len]),
+               weights_mask_inverted, weights_scaled_by_sqrt_seq_len, weights_transpose_1_2]),
     CheckCase(ch03.check_repeat_kv, attention.repeat_kv,
               [repeat_tiled, repeat_on_seq, repeat_expand_wrong_axis, repeat_returns_input, repeat_on_last_axis]),
     CheckCase(ch03.check_cache_append, cache_append, [append_by_cat, append_without_capacity_check,

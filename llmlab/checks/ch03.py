@@ -46,19 +46,21 @@ def check_attention_weights(attention_weights) -> None:
     cases = [((1, 3, 4), causal(3), "a causal mask"), ((2, 5, 8), causal(5), "a causal mask"),
              ((2, 5, 8), padding, "a padding mask (keys 3 and 4 hidden from every query)"),
              ((1, 6, 4), window, "a sliding-window mask (each query sees itself and the 2 previous keys)"),
-             ((2, 4, 16), full, "no masking (all True, as in an encoder)")]
+             ((2, 4, 16), full, "no masking (all True, as in an encoder)"),
+             ((2, 3, 5, 8), causal(5), "a causal mask, with a heads axis (batch, heads, seq, d)"),
+             ((4, 8), causal(4), "a causal mask, one sequence without a batch axis (seq, d)")]
     with Check("Exercise 03.2 attention_weights") as c:
         for shape, mask, label in cases:
             q, k = torch.randn(*shape, generator=gen) * 2, torch.randn(*shape, generator=gen) * 2
-            d = shape[2]
+            d = shape[-1]
             scores = (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(~mask, float("-inf"))
             expected = torch.softmax(scores, dim=-1)
             case = f"q, k of shape {shape} with {label}"
             got = c.call(attention_weights, q.clone(), k.clone(), mask.clone(), case=case)
             c.that(isinstance(got, torch.Tensor), case, f"expected a torch.Tensor, got {type(got).__name__}")
             c.that(tuple(got.shape) == tuple(expected.shape), case,
-                   f"expected shape {tuple(expected.shape)} (batch, queries, keys), got {tuple(got.shape)}")
-            c.that(torch.allclose(got.sum(-1), torch.ones(shape[:2]), atol=1e-4), case,
+                   f"expected shape {tuple(expected.shape)} (..., queries, keys), got {tuple(got.shape)}")
+            c.that(torch.allclose(got.sum(-1), torch.ones(shape[:-1]), atol=1e-4), case,
                    "each row must sum to 1 (softmax over the keys, the last dimension, after masking)")
             c.that(bool((got.masked_fill(mask, 0) == 0).all()), case,
                    "positions where mask is False must get weight exactly 0: use the mask you are given (it is not "
