@@ -11,6 +11,25 @@ def lora_forward(x, W, A, B, alpha):
     return x @ W.T + (alpha / A.shape[0]) * (x @ A.T @ B.T)
 
 
+def lora_forward_builds_update(x, W, A, B, alpha):
+    return x @ (W + (alpha / A.shape[0]) * (B @ A)).T  # right numbers, but builds the d_out x d_in update
+
+
+def lora_forward_builds_update_transposed(x, W, A, B, alpha):
+    return x @ W.T + (alpha / A.shape[0]) * x @ (A.T @ B.T)
+
+
+def lora_forward_linear(x, W, A, B, alpha):
+    """A correct alternative with F.linear (the product B A is never built)."""
+    return torch.nn.functional.linear(x, W) + (alpha / A.shape[0]) * torch.nn.functional.linear(
+        torch.nn.functional.linear(x, A), B)
+
+
+def test_lora_forward_passes_a_correct_alternative(capsys):
+    ch05.check_lora_forward(lora_forward_linear)
+    assert "✔" in capsys.readouterr().out
+
+
 def lora_forward_without_scale(x, W, A, B, alpha):
     return x @ W.T + x @ A.T @ B.T
 
@@ -271,7 +290,8 @@ def labels_by_value(prompt_ids, answer_ids):
 
 CASES = [
     CheckCase(ch05.check_lora_forward, lora_forward, [lora_forward_without_scale, lora_forward_scaled_by_alpha,
-              lora_forward_without_base, lora_forward_r_from_wrong_axis, lora_forward_scale_inverted]),
+              lora_forward_without_base, lora_forward_r_from_wrong_axis, lora_forward_scale_inverted,
+              lora_forward_builds_update, lora_forward_builds_update_transposed]),
     CheckCase(ch05.check_lora_param_count, lora.lora_param_count,
               [params_full_matrix_times_r, params_square_assumption, params_forgetting_n, params_as_float]),
     CheckCase(ch05.check_merge_lora_weight, merge_lora_weight, [merge_in_place, merge_without_scale,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from llmlab import lora
 from llmlab.checks import Check
@@ -17,13 +18,33 @@ def _lora_tensors(batch: int, d_in: int, d_out: int, r: int, seed: int):
             torch.randn(r, d_in, generator=gen), torch.randn(d_out, r, generator=gen))
 
 
+class _WatchProducts(TorchFunctionMode):
+    """Notes whether a matrix product of the given output shapes is computed (B A or its transpose)."""
+
+    PRODUCTS = {"matmul", "mm", "__matmul__", "__rmatmul__", "einsum", "addmm", "bmm", "outer", "tensordot"}
+
+    def __init__(self, shapes: set[tuple[int, int]]):
+        super().__init__()
+        self.shapes, self.seen = shapes, False
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if (getattr(func, "__name__", "") in self.PRODUCTS and isinstance(out, torch.Tensor)
+                and tuple(out.shape[-2:]) in self.shapes):
+            self.seen = True
+        return out
+
+
 def check_lora_forward(lora_forward) -> None:
     """Exercise 05.1: lora_forward(x, W, A, B, alpha) = x W^T + (alpha / r) x A^T B^T with r = A.shape[0]."""
     with Check("Exercise 05.1 lora_forward") as c:
         for i, (batch, d_in, d_out, r, alpha) in enumerate(SHAPES):
             x, w, a, b = _lora_tensors(batch, d_in, d_out, r, seed=i)
             case = f"x {tuple(x.shape)}, W {tuple(w.shape)}, r={r}, alpha={alpha}"
-            got = c.call(lora_forward, x.clone(), w.clone(), a.clone(), b.clone(), alpha, case=case)
+            with _WatchProducts({(d_out, d_in), (d_in, d_out)}) as watch:
+                got = c.call(lora_forward, x.clone(), w.clone(), a.clone(), b.clone(), alpha, case=case)
+            c.that(not watch.seen, case, f"you built the full {d_out} x {d_in} update B A: multiply x by Aᵀ first "
+                                         "(batch x r), then by Bᵀ, so the update is never materialised")
             c.close(got, x @ w.T + (alpha / r) * (x @ a.T @ b.T), case=case)
         x, w, a, _ = _lora_tensors(2, 4, 3, 2, seed=9)
         got = c.call(lora_forward, x, w, a, torch.zeros(3, 2), 8.0, case="B = 0 (start of training)")
