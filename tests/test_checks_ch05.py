@@ -72,7 +72,7 @@ def memory_forgetting_gradients(params_billion, bits):
 
 
 def memory_fp32_master_and_states(params_billion, bits):
-    return params_billion * (2 * bits / 8 + 12)  # mixed precision: fp32 master copy and states, not the book's rule
+    return params_billion * (2 * bits / 8 + 12)  # fp32 master and states: not AI Engineering's ch. 7 example
 
 
 def memory_bits_as_bytes(params_billion, bits):
