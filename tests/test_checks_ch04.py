@@ -82,6 +82,20 @@ def zeropoint_clamp_after_cast(x, bits):
     return q.clamp(0, 2 ** bits - 1), scale, zp  # too late: 256 already wrapped to 0 in uint8
 
 
+def zeropoint_round_once(x, bits):
+    """A correct alternative: the zero point added before one rounding, and a float zero point."""
+    levels = 2 ** bits - 1
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = torch.tensor((hi - lo) / levels)
+    zp = torch.round(-lo / scale)
+    return torch.clamp(torch.round(x / scale + zp), 0, levels).to(torch.uint8), scale, zp
+
+
+def test_zeropoint_check_passes_a_correct_alternative(capsys):
+    ch04.check_zeropoint(zeropoint_round_once)
+    assert "✔" in capsys.readouterr().out
+
+
 def groupwise_one_scale_per_row(x, group_size, bits):
     q, scale = Q.absmax_quantize(x, bits, "channel")
     return q, scale.expand(x.shape[0], x.shape[1] // group_size)
