@@ -30,6 +30,10 @@ def test_lora_forward_passes_a_correct_alternative(capsys):
     assert "✔" in capsys.readouterr().out
 
 
+def lora_forward_floor_scale(x, W, A, B, alpha):
+    return x @ W.T + (alpha // A.shape[0]) * (x @ A.T @ B.T)  # 8 // 3 = 2, not 2.67
+
+
 def lora_forward_without_scale(x, W, A, B, alpha):
     return x @ W.T + x @ A.T @ B.T
 
@@ -113,6 +117,10 @@ def params_as_float(d_in, d_out, r, n_matrices):
     return float(n_matrices * r * (d_in + d_out))
 
 
+def merge_floor_scale(W, A, B, alpha):
+    return W + int(alpha / A.shape[0]) * (B @ A)
+
+
 def merge_returns_only_the_update(W, A, B, alpha):
     return (alpha / A.shape[0]) * (B @ A)
 
@@ -191,7 +199,8 @@ def _lora_class(name, **kwargs):
 LORA_LINEAR_MISTAKES = [
     _lora_class("lora_linear_base_not_frozen", freeze=False), _lora_class("lora_linear_b_random", b_random=True),
     _lora_class("lora_linear_a_zero", a_zero=True), _lora_class("lora_linear_scale_alpha", scale=lambda a, r: a),
-    _lora_class("lora_linear_no_scale", scale=lambda a, r: 1.0), _lora_class("lora_linear_drops_bias", use_bias=False)]
+    _lora_class("lora_linear_no_scale", scale=lambda a, r: 1.0), _lora_class("lora_linear_drops_bias", use_bias=False),
+    _lora_class("lora_linear_floor_scale", scale=lambda a, r: a // r)]
 
 
 class LoRALinearWith2dOnly(LoRALinear):
@@ -291,11 +300,12 @@ def labels_by_value(prompt_ids, answer_ids):
 CASES = [
     CheckCase(ch05.check_lora_forward, lora_forward, [lora_forward_without_scale, lora_forward_scaled_by_alpha,
               lora_forward_without_base, lora_forward_r_from_wrong_axis, lora_forward_scale_inverted,
-              lora_forward_builds_update, lora_forward_builds_update_transposed]),
+              lora_forward_builds_update, lora_forward_builds_update_transposed, lora_forward_floor_scale]),
     CheckCase(ch05.check_lora_param_count, lora.lora_param_count,
               [params_full_matrix_times_r, params_square_assumption, params_forgetting_n, params_as_float]),
     CheckCase(ch05.check_merge_lora_weight, merge_lora_weight, [merge_in_place, merge_without_scale,
-              merge_returns_only_the_update, merge_scaled_by_alpha]),
+              merge_returns_only_the_update, merge_scaled_by_alpha,
+              merge_floor_scale]),
     CheckCase(ch05.check_training_memory_gb, full_adam_memory,
               [memory_forgetting_gradients, memory_fp32_master_and_states, memory_bits_as_bytes, memory_weights_only,
                memory_in_gib, memory_whole_bytes, memory_as_tensor]),

@@ -8,7 +8,8 @@ from torch.overrides import TorchFunctionMode
 from llmlab import lora
 from llmlab.checks import Check
 
-SHAPES = [(1, 4, 3, 1, 2.0), (5, 8, 6, 2, 16.0), (3, 16, 12, 4, 4.0)]  # batch, d_in, d_out, r, alpha
+SHAPES = [(1, 4, 3, 1, 2.0), (5, 8, 6, 2, 16.0), (3, 16, 12, 4, 4.0), (2, 6, 5, 3, 8.0)]  # batch, d_in, d_out, r, alpha
+# the last has alpha / r = 8 / 3: alpha // r (or int(alpha / r)) no longer agrees
 
 
 def _lora_tensors(batch: int, d_in: int, d_out: int, r: int, seed: int):
@@ -113,7 +114,7 @@ def _trainable(module: torch.nn.Module) -> dict[str, tuple]:
 def check_lora_linear(LoRALinear) -> None:
     """Exercise 05.6: LoRALinear(base, r, alpha): frozen base, lora_A (r, in), lora_B (out, r), scale alpha / r."""
     with Check("Exercise 05.6 LoRALinear") as c:
-        for d_in, d_out, r, alpha in [(6, 4, 2, 4.0), (8, 8, 4, 16.0), (5, 3, 1, 1.0)]:
+        for d_in, d_out, r, alpha in [(6, 4, 2, 4.0), (8, 8, 4, 16.0), (5, 3, 1, 1.0), (7, 5, 3, 8.0)]:
             torch.manual_seed(d_in)
             base = torch.nn.Linear(d_in, d_out)
             w, b = base.weight.detach().clone(), base.bias.detach().clone()
