@@ -50,6 +50,26 @@ def count_as_float(tokenizer, text):
     return float(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
 
 
+def count_stripped(tokenizer, text):
+    return len(tokenizer(text.strip(), add_special_tokens=False)["input_ids"])  # spaces are tokens too
+
+
+def count_tokenize_with_bos(tokenizer, text):
+    return len(tokenizer.encode(text))  # encode adds special tokens by default
+
+
+def argmax_last_row_of_batch(logits):
+    return logits[-1].argmax(dim=-1)  # the last sequence's ids at every position, not every sequence's last
+
+
+def argmax_without_dim(logits):
+    return logits[:, -1, :].argmax()  # one index into the flattened (batch, vocab) block
+
+
+def argmax_squeezed(logits):
+    return logits[:, -1:, :].argmax(dim=-1).squeeze()  # a batch of one becomes a 0-d tensor
+
+
 def argmax_first_position(logits):
     return logits[:, 0, :].argmax(dim=-1)
 
@@ -81,10 +101,11 @@ def argmax_python_list(logits):
 CASES = [
     CheckCase(ch00.check_count_tokens, tokens.count_tokens,
               [count_words, count_characters, count_bytes, count_encoding_keys, count_with_special_tokens,
-               count_as_tensor, count_as_float], args=(merging_tokenizer(),)),
+               count_as_tensor, count_as_float, count_stripped, count_tokenize_with_bos], args=(merging_tokenizer(),)),
     CheckCase(ch00.check_next_token_id, tokens.next_token_id,
               [argmax_first_position, argmax_probabilities_as_float, argmax_over_positions, argmax_of_flattened,
-               argmax_keepdim, argmax_first_sequence_only, argmax_python_list]),
+               argmax_keepdim, argmax_first_sequence_only, argmax_python_list, argmax_last_row_of_batch,
+               argmax_without_dim, argmax_squeezed]),
 ]
 
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)

@@ -58,6 +58,11 @@ def returns_float32_always(logits):
     return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
 
 
+def max_without_keepdim(logits):
+    shifted = logits - logits.max(dim=-1).values  # broadcasts against the wrong axis for a batch
+    return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
+
+
 def hard_coded_dim_1(logits):
     shifted = logits - logits.amax(dim=1, keepdim=True)
     return shifted - shifted.exp().sum(dim=1, keepdim=True).log()
@@ -80,6 +85,10 @@ def perplexity_as_tensor(logprobs):
 
 def perplexity_mean_of_inverse_probabilities(logprobs):
     return torch.exp(-logprobs).mean().item()
+
+
+def perplexity_n_minus_1(logprobs):
+    return float(torch.exp(-logprobs.sum() / max(len(logprobs) - 1, 1)))
 
 
 def perplexity_base_2(logprobs):
@@ -135,6 +144,13 @@ def merge_either_order(ids, pair, new_id):
     return out
 
 
+def merge_first_only(ids, pair, new_id):
+    for i in range(len(ids) - 1):
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            return list(ids[:i]) + [new_id] + list(ids[i + 2:])  # stops after the first match
+    return list(ids)
+
+
 def merge_returns_tuple(ids, pair, new_id):
     return tuple(bpe.merge_pair(ids, pair, new_id))
 
@@ -153,6 +169,27 @@ def train_ties_by_smallest_pair(chunks, num_merges):
         merges.append(best)
         chunks = [bpe.merge_pair(c, best, 256 + i) for c in chunks]
     return merges
+
+
+def _train_with_tie_rule(chunks, num_merges, pick):
+    merges = []
+    for i in range(num_merges):
+        counts = bpe.pair_counts(chunks)
+        if not counts:
+            break
+        top = max(counts.values())
+        best = pick([p for p, n in counts.items() if n == top])
+        merges.append(best)
+        chunks = [bpe.merge_pair(c, best, 256 + i) for c in chunks]
+    return merges
+
+
+def train_ties_last_seen(chunks, num_merges):
+    return _train_with_tie_rule(chunks, num_merges, lambda tied: tied[-1])
+
+
+def train_ties_by_largest_pair(chunks, num_merges):
+    return _train_with_tie_rule(chunks, num_merges, max)
 
 
 def train_across_chunks(chunks, num_merges):
@@ -240,16 +277,18 @@ CASES = [
     CheckCase(ch01.check_log_softmax, tokens.log_softmax,
               [naive_log_softmax, softmax_then_log, shift_then_log_of_probabilities, shift_by_global_max,
                log_softmax_over_first_axis, calls_torch_log_softmax, calls_tensor_method, calls_functional,
-               calls_logsumexp, returns_float32_always, hard_coded_dim_1]),
+               calls_logsumexp, returns_float32_always, hard_coded_dim_1, max_without_keepdim]),
     CheckCase(ch01.check_perplexity, evaluation.perplexity_from_logprobs,
               [perplexity_of_sum, perplexity_without_minus, perplexity_as_tensor,
-               perplexity_mean_of_inverse_probabilities, perplexity_base_2, perplexity_mean_negative_logprob]),
+               perplexity_mean_of_inverse_probabilities, perplexity_base_2, perplexity_mean_negative_logprob,
+               perplexity_n_minus_1]),
     CheckCase(ch01.check_merge_pair, bpe.merge_pair,
               [merge_overlapping, merge_right_to_left, merge_misses_last_pair, merge_in_place, merge_either_order,
-               merge_returns_tuple]),
+               merge_returns_tuple, merge_first_only]),
     CheckCase(ch01.check_train_bpe, bpe.train_bpe,
               [train_ties_by_smallest_pair, train_across_chunks, train_ids_from_255, train_without_applying_merges,
-               train_counting_unique_pairs_per_chunk, train_one_merge_too_few, train_pads_with_repeats]),
+               train_counting_unique_pairs_per_chunk, train_one_merge_too_few, train_pads_with_repeats,
+               train_ties_last_seen, train_ties_by_largest_pair]),
     CheckCase(ch01.check_next_token_loss, next_token_loss,
               [loss_without_shift, loss_shifted_the_wrong_way, loss_mean_of_row_means, loss_summed,
                loss_masked_labels_as_zero, loss_as_float, loss_per_token]),

@@ -1,5 +1,7 @@
 """Check-can-fail tests for chapter 02's exercise checks."""
 
+import math
+
 import pytest
 import torch
 from checks_harness import CheckCase, make_tests
@@ -27,6 +29,10 @@ def softmax_ignoring_temperature(logits, temperature):
 def softmax_unstable(logits, temperature):
     e = torch.exp(logits / temperature)
     return e / e.sum(-1, keepdim=True)
+
+
+def softmax_dim_1(logits, temperature):
+    return torch.softmax(logits / temperature, dim=1) if logits.dim() > 1 else torch.softmax(logits / temperature, 0)
 
 
 def softmax_over_everything(logits, temperature):
@@ -103,6 +109,35 @@ def top_p_returns_sorted(logits, top_p):
     return sorted_logits.masked_fill(probs.cumsum(-1) - probs >= top_p, NEG)
 
 
+def top_p_over_whole_batch(logits, top_p):
+    flat = logits.reshape(-1)  # one nucleus for the whole batch, not one per row
+    sorted_logits, order = flat.sort(descending=True)
+    probs = sorted_logits.softmax(-1)
+    drop = (probs.cumsum(-1) - probs) >= top_p
+    return flat.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), NEG).reshape(logits.shape)
+
+
+def top_p_shifted_cumsum(logits, top_p):
+    """A correct alternative: keep a token while the mass before it is below top_p (cumsum shifted right)."""
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    cum = sorted_logits.softmax(-1).cumsum(-1)
+    keep = torch.cat([torch.ones_like(cum[..., :1], dtype=torch.bool), cum[..., :-1] < top_p], dim=-1)
+    return logits.masked_fill(~torch.zeros_like(keep).scatter(-1, order, keep), NEG)
+
+
+def min_p_in_log_space(logits, min_p):
+    """A correct alternative: compare log-probabilities with log(min_p) + the row's top log-probability."""
+    logprobs = logits.log_softmax(-1)
+    return logits.masked_fill(logprobs < math.log(min_p) + logprobs.amax(-1, keepdim=True), NEG)
+
+
+@pytest.mark.parametrize("check,answer", [(ch02.check_top_p_filter, top_p_shifted_cumsum),
+                                          (ch02.check_min_p_filter, min_p_in_log_space)])
+def test_checks_pass_correct_alternatives(check, answer, capsys):
+    check(answer)
+    assert "✔" in capsys.readouterr().out
+
+
 def top_p_on_logits_not_probabilities(logits, top_p):
     sorted_logits, order = logits.sort(dim=-1, descending=True)
     drop = (sorted_logits.cumsum(-1) - sorted_logits) >= top_p
@@ -165,6 +200,12 @@ def select_last_on_ties(logprobs):
 
 def select_returns_the_mean(logprobs):
     return max(sum(x) / len(x) for x in logprobs)
+
+
+def select_mean_over_longest(logprobs):
+    longest = max(len(x) for x in logprobs)  # divides every sum by the longest length: a sum in disguise
+    means = [sum(x) / longest for x in logprobs]
+    return means.index(max(means))
 
 
 def select_lowest_mean(logprobs):
@@ -320,19 +361,19 @@ MODEL = ch02.small_model()
 CASES = [
     CheckCase(ch02.check_softmax_with_temperature, sampling.softmax_with_temperature,
               [softmax_times_temperature, softmax_over_batch_axis, softmax_ignoring_temperature, softmax_unstable,
-               softmax_over_everything, temperature_after_softmax]),
+               softmax_over_everything, temperature_after_softmax, softmax_dim_1]),
     CheckCase(ch02.check_top_k_filter, sampling.top_k_filter,
               [top_k_zeroes_instead_of_inf, top_k_off_by_one, top_k_returns_sorted, top_k_over_whole_batch,
                top_k_drops_ties, top_k_keeps_smallest]),
     CheckCase(ch02.check_top_p_filter, sampling.top_p_filter,
               [top_p_drops_the_crossing_token, top_p_strict_boundary, top_p_cumsum_reaches, top_p_unsorted_cumsum,
-               top_p_returns_sorted, top_p_on_logits_not_probabilities]),
+               top_p_returns_sorted, top_p_on_logits_not_probabilities, top_p_over_whole_batch]),
     CheckCase(ch02.check_min_p_filter, sampling.min_p_filter,
               [min_p_absolute_threshold, min_p_batch_max, min_p_at_or_below, min_p_on_logits, min_p_relative_to_mean,
                min_p_zero_instead_of_inf]),
     CheckCase(ch02.check_select_best, sampling.select_best,
               [select_by_sum, select_longest, select_highest_minimum, select_last_on_ties, select_returns_the_mean,
-               select_lowest_mean]),
+               select_lowest_mean, select_mean_over_longest]),
     CheckCase(ch02.check_choice_mask, structured.choice_mask,
               [mask_ignoring_generated, mask_token_is_a_choice, mask_slices_by_length, mask_allows_empty_token,
                mask_allows_running_past_the_end, mask_case_insensitive, mask_as_tensor]),

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from checks_harness import CheckCase, make_tests
 
@@ -123,6 +124,37 @@ def weights_mask_inverted(q, k, mask):
     return torch.nan_to_num(torch.softmax(scores, -1))
 
 
+def weights_scaled_by_sqrt_seq_len(q, k, mask):
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(k.shape[-2])).masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)  # sqrt of the number of keys, not of the head dimension
+
+
+def weights_transpose_1_2(q, k, mask):
+    scores = (q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])).masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)  # right for (batch, seq, d) only, not for (..., seq, d)
+
+
+def weights_large_negative_fill(q, k, mask):
+    """A correct alternative: a very negative number instead of -inf still gives masked keys weight 0."""
+    scores = torch.where(mask, q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, torch.tensor(-1e9))
+    return torch.softmax(scores, dim=-1)
+
+
+def append_with_copy_(buffer, length, new):
+    """A correct alternative: narrow() and copy_() write into the same storage."""
+    if length + new.shape[2] > buffer.shape[2]:
+        raise ValueError(f"buffer holds {buffer.shape[2]} positions, need {length + new.shape[2]}")
+    buffer.narrow(2, length, new.shape[2]).copy_(new)
+    return int(length + new.shape[2])
+
+
+@pytest.mark.parametrize("check,answer", [(ch03.check_attention_weights, weights_large_negative_fill),
+                                          (ch03.check_cache_append, append_with_copy_)])
+def test_checks_pass_correct_alternatives(check, answer, capsys):
+    check(answer)
+    assert "✔" in capsys.readouterr().out
+
+
 def repeat_expand_wrong_axis(x, n_rep):
     b, h, s, d = x.shape
     return x[:, None].expand(b, n_rep, h, s, d).reshape(b, h * n_rep, s, d)
@@ -153,6 +185,14 @@ def append_strict_capacity(buffer, length, new):
     if length + new.shape[2] >= buffer.shape[2]:
         raise ValueError("full")
     return cache_append(buffer, length, new)
+
+
+def append_checks_length_only(buffer, length, new):
+    if length >= buffer.shape[2]:  # misses a block that starts inside the buffer but runs past its end
+        raise ValueError("full")
+    end = length + new.shape[2]
+    buffer[:, :, length:end] = new[:, :, :buffer.shape[2] - length]
+    return end
 
 
 def append_returns_tensor_length(buffer, length, new):
@@ -248,11 +288,12 @@ CASES = [
     CheckCase(ch03.check_attention_weights, attention.attention_weights,
               [weights_without_scaling, weights_mask_with_zero, weights_softmax_over_queries, weights_hard_coded_causal,
                weights_ignore_mask, weights_scaled_by_d, weights_scaled_by_seq_len, weights_zeroed_after_softmax,
-               weights_mask_inverted]),
+               weights_mask_inverted, weights_scaled_by_sqrt_seq_len, weights_transpose_1_2]),
     CheckCase(ch03.check_repeat_kv, attention.repeat_kv,
               [repeat_tiled, repeat_on_seq, repeat_expand_wrong_axis, repeat_returns_input, repeat_on_last_axis]),
     CheckCase(ch03.check_cache_append, cache_append, [append_by_cat, append_without_capacity_check,
-              append_returns_old_length, append_at_start, append_strict_capacity, append_returns_tensor_length]),
+              append_returns_old_length, append_at_start, append_strict_capacity, append_returns_tensor_length,
+              append_checks_length_only]),
     CheckCase(ch03.check_kv_cache_bytes, kv_cache.kv_cache_bytes,
               [bytes_without_k_and_v, bytes_with_hidden_size, bytes_in_gb, bytes_in_bits, bytes_forgetting_batch]),
     CheckCase(ch03.check_apply_rope, attention.apply_rope, [rope_interleaved, rope_wrong_sign, rope_swapped_halves,

@@ -49,6 +49,53 @@ def zeropoint_unrounded_zero_point(x, bits):
     return torch.round(x / scale + zp).clamp(0, 2 ** bits - 1).to(torch.uint8), scale, zp
 
 
+def zeropoint_without_clamp(x, bits):
+    lo, hi = min(x.min(), 0), max(x.max(), 0)
+    scale = (hi - lo) / (2 ** bits - 1)
+    zp = torch.round(-lo / scale)
+    return (torch.round(x / scale) + zp).to(torch.uint8), scale, zp  # a tie at the top gives 2**bits: wraps to 0
+
+
+def zeropoint_clamp_before_adding(x, bits):
+    lo, hi = min(x.min(), 0), max(x.max(), 0)
+    scale = (hi - lo) / (2 ** bits - 1)
+    zp = torch.round(-lo / scale)
+    return (torch.round(x / scale).clamp(-zp, 2 ** bits - 1) + zp).to(torch.uint8), scale, zp
+
+
+def zeropoint_shift_then_round(x, bits):
+    lo, hi = min(x.min(), 0), max(x.max(), 0)
+    scale = (hi - lo) / (2 ** bits - 1)
+    zp = torch.round(-lo / scale)
+    return torch.round((x - lo) / scale).clamp(0, 2 ** bits - 1).to(torch.uint8), scale, zp  # the offset unrounded
+
+
+def zeropoint_truncated_zero_point(x, bits):
+    lo, hi = min(x.min(), 0), max(x.max(), 0)
+    scale = (hi - lo) / (2 ** bits - 1)
+    zp = torch.floor(-lo / scale)
+    return (torch.round(x / scale) + zp).clamp(0, 2 ** bits - 1).to(torch.uint8), scale, zp
+
+
+def zeropoint_clamp_after_cast(x, bits):
+    q, scale, zp = zeropoint_without_clamp(x, bits)
+    return q.clamp(0, 2 ** bits - 1), scale, zp  # too late: 256 already wrapped to 0 in uint8
+
+
+def zeropoint_round_once(x, bits):
+    """A correct alternative: the zero point added before one rounding, and a float zero point."""
+    levels = 2 ** bits - 1
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = torch.tensor((hi - lo) / levels)
+    zp = torch.round(-lo / scale)
+    return torch.clamp(torch.round(x / scale + zp), 0, levels).to(torch.uint8), scale, zp
+
+
+def test_zeropoint_check_passes_a_correct_alternative(capsys):
+    ch04.check_zeropoint(zeropoint_round_once)
+    assert "✔" in capsys.readouterr().out
+
+
 def groupwise_one_scale_per_row(x, group_size, bits):
     q, scale = Q.absmax_quantize(x, bits, "channel")
     return q, scale.expand(x.shape[0], x.shape[1] // group_size)
@@ -148,6 +195,22 @@ def nf4_next_level_up(x):
     return torch.searchsorted(Q.NF4_CODEBOOK, x.contiguous()).clamp(max=15)
 
 
+def nf4_rescales(x):
+    return Q.nf4_nearest(x / x.abs().max())  # x is already in [-1, 1]: scaling it again moves the codes
+
+
+def nf4_nearest_below(x):
+    return (torch.searchsorted(Q.NF4_CODEBOOK, x.contiguous(), right=True) - 1).clamp(min=0)
+
+
+def memory_as_tensor(n_params, bits, group_size=None, scale_bits=16):
+    return torch.tensor(model_memory_gb(n_params, bits, group_size, scale_bits))  # a 0-d tensor, not a float
+
+
+def memory_floor_division(n_params, bits, group_size=None, scale_bits=16):
+    return n_params * (bits + (scale_bits // group_size if group_size else 0)) / 8 / 1e9
+
+
 def nf4_as_float_indices(x):
     return Q.nf4_nearest(x).float()
 
@@ -166,15 +229,18 @@ CASES = [
                absmax_float_codes, absmax_returns_list, absmax_always_8_bits], args=(Q.dequantize,)),
     CheckCase(ch04.check_zeropoint, Q.zeropoint_quantize,
               [zeropoint_256_levels, zeropoint_without_zero_in_range, zeropoint_unrounded_zero_point,
-               zeropoint_int8_codes, zeropoint_negative_zero_point]),
+               zeropoint_int8_codes, zeropoint_negative_zero_point, zeropoint_without_clamp,
+               zeropoint_clamp_before_adding, zeropoint_shift_then_round, zeropoint_truncated_zero_point,
+               zeropoint_clamp_after_cast]),
     CheckCase(ch04.check_groupwise, lambda x, g, bits: Q.absmax_quantize(x, bits, "group", g),
               [groupwise_one_scale_per_row, groupwise_strided_groups, groupwise_float_codes, groupwise_flat_scales,
                groupwise_returns_list, groupwise_one_scale_per_column_block]),
     CheckCase(ch04.check_nf4_nearest, Q.nf4_nearest, [nf4_uniform_grid, nf4_signed_distance, nf4_returns_levels,
-                                                           nf4_next_level_up, nf4_as_float_indices]),
+                                                           nf4_next_level_up, nf4_as_float_indices, nf4_rescales,
+                                                           nf4_nearest_below]),
     CheckCase(ch04.check_model_memory_gb, model_memory_gb,
               [memory_gib, memory_bits_not_bytes, memory_without_scales, memory_ignores_scale_bits,
-               memory_scale_per_param]),
+               memory_scale_per_param, memory_floor_division, memory_as_tensor]),
 ]
 
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)

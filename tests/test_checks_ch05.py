@@ -11,6 +11,29 @@ def lora_forward(x, W, A, B, alpha):
     return x @ W.T + (alpha / A.shape[0]) * (x @ A.T @ B.T)
 
 
+def lora_forward_builds_update(x, W, A, B, alpha):
+    return x @ (W + (alpha / A.shape[0]) * (B @ A)).T  # right numbers, but builds the d_out x d_in update
+
+
+def lora_forward_builds_update_transposed(x, W, A, B, alpha):
+    return x @ W.T + (alpha / A.shape[0]) * x @ (A.T @ B.T)
+
+
+def lora_forward_linear(x, W, A, B, alpha):
+    """A correct alternative with F.linear (the product B A is never built)."""
+    return torch.nn.functional.linear(x, W) + (alpha / A.shape[0]) * torch.nn.functional.linear(
+        torch.nn.functional.linear(x, A), B)
+
+
+def test_lora_forward_passes_a_correct_alternative(capsys):
+    ch05.check_lora_forward(lora_forward_linear)
+    assert "✔" in capsys.readouterr().out
+
+
+def lora_forward_floor_scale(x, W, A, B, alpha):
+    return x @ W.T + (alpha // A.shape[0]) * (x @ A.T @ B.T)  # 8 // 3 = 2, not 2.67
+
+
 def lora_forward_without_scale(x, W, A, B, alpha):
     return x @ W.T + x @ A.T @ B.T
 
@@ -53,7 +76,7 @@ def memory_forgetting_gradients(params_billion, bits):
 
 
 def memory_fp32_master_and_states(params_billion, bits):
-    return params_billion * (2 * bits / 8 + 12)  # mixed precision: fp32 master copy and states, not the book's rule
+    return params_billion * (2 * bits / 8 + 12)  # fp32 master and states: not AI Engineering's ch. 7 example
 
 
 def memory_bits_as_bytes(params_billion, bits):
@@ -94,12 +117,31 @@ def params_as_float(d_in, d_out, r, n_matrices):
     return float(n_matrices * r * (d_in + d_out))
 
 
+def merge_floor_scale(W, A, B, alpha):
+    return W + int(alpha / A.shape[0]) * (B @ A)
+
+
 def merge_returns_only_the_update(W, A, B, alpha):
     return (alpha / A.shape[0]) * (B @ A)
 
 
 def merge_scaled_by_alpha(W, A, B, alpha):
     return W + alpha * (B @ A)
+
+
+def memory_as_tensor(params_billion, bits):
+    return torch.tensor(params_billion) * bits / 8 * 4  # a 0-d tensor, not a float
+
+
+def memory_whole_bytes(params_billion, bits):
+    return params_billion * (bits // 8) * 4  # 4 bits become 0 bytes, 12 bits become 1 byte
+
+
+def ties_zero_sum_elects_plus(task_vectors, density):
+    trimmed = torch.stack([lora.trim_top_k(t, density) for t in task_vectors])
+    sign = torch.where(trimmed.sum(0) >= 0, 1.0, -1.0)  # a zero sum is not a positive sign
+    agree = (torch.sign(trimmed) == sign) & (trimmed != 0)
+    return (trimmed * agree).sum(0) / agree.sum(0).clamp_min(1)
 
 
 def memory_weights_only(params_billion, bits):
@@ -157,7 +199,8 @@ def _lora_class(name, **kwargs):
 LORA_LINEAR_MISTAKES = [
     _lora_class("lora_linear_base_not_frozen", freeze=False), _lora_class("lora_linear_b_random", b_random=True),
     _lora_class("lora_linear_a_zero", a_zero=True), _lora_class("lora_linear_scale_alpha", scale=lambda a, r: a),
-    _lora_class("lora_linear_no_scale", scale=lambda a, r: 1.0), _lora_class("lora_linear_drops_bias", use_bias=False)]
+    _lora_class("lora_linear_no_scale", scale=lambda a, r: 1.0), _lora_class("lora_linear_drops_bias", use_bias=False),
+    _lora_class("lora_linear_floor_scale", scale=lambda a, r: a // r)]
 
 
 class LoRALinearWith2dOnly(LoRALinear):
@@ -256,17 +299,19 @@ def labels_by_value(prompt_ids, answer_ids):
 
 CASES = [
     CheckCase(ch05.check_lora_forward, lora_forward, [lora_forward_without_scale, lora_forward_scaled_by_alpha,
-              lora_forward_without_base, lora_forward_r_from_wrong_axis, lora_forward_scale_inverted]),
+              lora_forward_without_base, lora_forward_r_from_wrong_axis, lora_forward_scale_inverted,
+              lora_forward_builds_update, lora_forward_builds_update_transposed, lora_forward_floor_scale]),
     CheckCase(ch05.check_lora_param_count, lora.lora_param_count,
               [params_full_matrix_times_r, params_square_assumption, params_forgetting_n, params_as_float]),
     CheckCase(ch05.check_merge_lora_weight, merge_lora_weight, [merge_in_place, merge_without_scale,
-              merge_returns_only_the_update, merge_scaled_by_alpha]),
+              merge_returns_only_the_update, merge_scaled_by_alpha,
+              merge_floor_scale]),
     CheckCase(ch05.check_training_memory_gb, full_adam_memory,
               [memory_forgetting_gradients, memory_fp32_master_and_states, memory_bits_as_bytes, memory_weights_only,
-               memory_in_gib]),
+               memory_in_gib, memory_whole_bytes, memory_as_tensor]),
     CheckCase(ch05.check_ties_merge, lora.ties_merge,
               [ties_plain_mean, ties_dividing_by_all_vectors, ties_sign_by_vote_count, ties_without_trimming,
-               ties_sum_instead_of_mean, ties_mean_without_sign_election]),
+               ties_sum_instead_of_mean, ties_mean_without_sign_election, ties_zero_sum_elects_plus]),
     CheckCase(ch05.check_lora_linear, LoRALinear,
               LORA_LINEAR_MISTAKES + [LoRALinearWith2dOnly, LoRALinearPlainTensors]),
     CheckCase(ch05.check_train_lora, train_lora, TRAIN_MISTAKES + [train_one_step_short]),

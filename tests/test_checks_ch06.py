@@ -7,6 +7,7 @@ from typing import Literal
 
 import dspy
 import numpy as np
+import pytest
 from checks_harness import CheckCase, make_tests
 
 from llmlab import prompting, sampling
@@ -105,6 +106,10 @@ def metric_substring(example, prediction, trace=None):
     return float(str(prediction.team).strip().lower() in example.team)
 
 
+def metric_contains(example, prediction, trace=None):
+    return float(example.team in tickets.normalize(prediction.team))  # "not billing" contains "billing"
+
+
 def metric_returns_text(example, prediction, trace=None):
     return "correct" if tickets.normalize(prediction.team) == example.team else "wrong"
 
@@ -143,6 +148,14 @@ def few_shot_query_first(instruction, examples, query, input_key="text", output_
     return [out[0], out[-1]] + out[1:-1]
 
 
+def few_shot_ignores_keys(instruction, examples, query, input_key="text", output_key="label"):
+    return prompting.few_shot_messages(instruction, examples, query)  # always reads "text" and "label"
+
+
+def few_shot_keys_swapped(instruction, examples, query, input_key="text", output_key="label"):
+    return prompting.few_shot_messages(instruction, examples, query, output_key, input_key)
+
+
 def extract_first_mention(text, labels):
     found = [(text.lower().find(label), label) for label in labels if label in text.lower()]
     return min(found)[1] if found else None
@@ -161,6 +174,142 @@ def extract_as_written(text, labels):
     import re
     match = re.search(r"answer:\s*(\w+)", text, re.IGNORECASE)
     return match.group(1) if match else prompting.extract_answer(text, labels)
+
+
+def _label_after(after, labels):
+    import re
+    pattern = r"\b(" + "|".join(re.escape(label.lower()) for label in labels) + r")\b"
+    found = re.search(pattern, after.lower())
+    return next(label for label in labels if label.lower() == found.group(1)) if found else None
+
+
+def _last_mention(text, labels):
+    import re
+    pattern = r"\b(" + "|".join(re.escape(label.lower()) for label in labels) + r")\b"
+    mentions = re.findall(pattern, text.lower())
+    return next(label for label in labels if label.lower() == mentions[-1]) if mentions else None
+
+
+def extract_first_marker(text, labels):
+    marker = text.lower().find("answer:")  # the first "Answer:", not the last
+    found = _label_after(text[marker:], labels) if marker >= 0 else None
+    return found or _last_mention(text, labels)
+
+
+def extract_marker_case_sensitive(text, labels):
+    marker = text.rfind("Answer:")  # misses "ANSWER:" and "answer:"
+    found = _label_after(text[marker:], labels) if marker >= 0 else None
+    return found or _last_mention(text, labels)
+
+
+def extract_none_after_empty_marker(text, labels):
+    marker = text.lower().rfind("answer:")
+    if marker >= 0:
+        return _label_after(text[marker:], labels)  # no fallback to the last mention
+    return _last_mention(text, labels)
+
+
+def extract_lower_cased(text, labels):
+    answer = prompting.extract_answer(text, labels)
+    return answer.lower() if answer else answer  # not the label as spelled in labels
+
+
+def extract_next_word(text, labels):
+    import re
+    match = re.search(r"answer:\s*(\w+)", text[text.lower().rfind("answer:"):], re.IGNORECASE)
+    by_lower = {label.lower(): label for label in labels}
+    if match and match.group(1).lower() in by_lower:
+        return by_lower[match.group(1).lower()]  # one word: a two-word label is never read
+    return _last_mention(text, labels)
+
+
+def extract_substring_earliest(text, labels):
+    lowered = text.lower()
+    after = lowered[lowered.rfind("answer:"):] if "answer:" in lowered else ""
+    found = [(after.find(label.lower()), label) for label in labels if label.lower() in after]
+    if found:
+        return min(found)[1]  # "accounting" counts as "account"
+    mentions = [(lowered.rfind(label.lower()), label) for label in labels if label.lower() in lowered]
+    return max(mentions)[1] if mentions else None
+
+
+def extract_substring_label_order(text, labels):
+    lowered = text.lower()
+    after = lowered[lowered.rfind("answer:"):] if "answer:" in lowered else ""
+    for label in labels:
+        if label.lower() in after:  # the first label in label order, as a substring
+            return label
+    return _last_mention(text, labels)
+
+
+def extract_label_order_after_marker(text, labels):
+    import re
+    lowered = text.lower()
+    marker = lowered.rfind("answer:")
+    if marker >= 0:
+        for label in labels:  # the first label of the list that occurs, not the first one written
+            if re.search(r"\b" + re.escape(label.lower()) + r"\b", lowered[marker:]):
+                return label
+    return _last_mention(text, labels)
+
+
+def extract_by_split(text, labels):
+    """A correct alternative: split on the marker (any case), read the tail, else scan every mention."""
+    import re
+    words = {label.lower(): label for label in labels}
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")\b",
+                         re.IGNORECASE)
+    tail = re.split(r"answer:", text, flags=re.IGNORECASE)
+    if len(tail) > 1 and pattern.search(tail[-1]):
+        return words[pattern.search(tail[-1]).group(1).lower()]
+    mentions = [m.group(1).lower() for m in pattern.finditer(text)]
+    return words[mentions[-1]] if mentions else None
+
+
+def vote_most_common(replies, labels):
+    """A correct alternative: Counter keeps first-seen order, and most_common keeps it on ties."""
+    counts = Counter(a for a in (extract_by_split(r, labels) for r in replies) if a is not None)
+    return counts.most_common(1)[0] if counts else (None, 0)
+
+
+def few_shot_comprehension(instruction, examples, query, input_key="text", output_key="label"):
+    """A correct alternative written as one expression."""
+    turns = [{"role": role, "content": str(e[key])} for e in examples
+             for role, key in (("user", input_key), ("assistant", output_key))]
+    return [{"role": "system", "content": instruction}, *turns, {"role": "user", "content": query}]
+
+
+@pytest.mark.parametrize("check,answer", [(ch06.check_extract_answer, extract_by_split),
+                                          (ch06.check_vote_over_replies, vote_most_common),
+                                          (ch06.check_few_shot_messages, few_shot_comprehension)])
+def test_checks_pass_correct_alternatives(check, answer, capsys):
+    check(answer)
+    assert "✔" in capsys.readouterr().out
+
+
+def vote_label_order_ties(replies, labels):
+    counts = Counter(a for a in (prompting.extract_answer(r, labels) for r in replies) if a is not None)
+    if not counts:
+        return None, 0
+    best = max(counts.values())
+    return next(label for label in labels if counts[label] == best), best
+
+
+def vote_first_to_reach(replies, labels):
+    counts, leader = Counter(), (None, 0)
+    for answer in (prompting.extract_answer(r, labels) for r in replies):
+        if answer is not None:
+            counts[answer] += 1
+            if counts[answer] > leader[1]:
+                leader = (answer, counts[answer])  # a tie goes to whichever reached the count first
+    return leader
+
+
+def vote_latest_on_tie(replies, labels):
+    answers = [a for a in (prompting.extract_answer(r, labels) for r in replies) if a is not None]
+    if not answers:
+        return None, 0
+    return sampling.majority_vote(answers[::-1])
 
 
 def vote_counts_none(replies, labels):
@@ -284,15 +433,19 @@ CASES = [
               [team_as_input, team_free_text, no_docstring, missing_label, returns_the_class, RouterReturnsString,
                RouterIgnoresMessage, RouterWithoutPredictor]),
     CheckCase(ch06.check_team_metric, tickets.team_metric,
-              [metric_case_sensitive, metric_substring, metric_returns_text, metric_without_trace,
+              [metric_case_sensitive, metric_substring, metric_contains, metric_returns_text, metric_without_trace,
                metric_crashes_on_none]),
     CheckCase(ch06.check_few_shot_messages, prompting.few_shot_messages,
               [few_shot_one_block, few_shot_no_system, few_shot_roles_swapped, few_shot_drops_last_demo,
-               few_shot_query_first]),
+               few_shot_query_first, few_shot_ignores_keys, few_shot_keys_swapped]),
     CheckCase(ch06.check_extract_answer, prompting.extract_answer,
-              [extract_first_mention, extract_case_sensitive, extract_empty_string, extract_as_written]),
+              [extract_first_mention, extract_case_sensitive, extract_empty_string, extract_as_written,
+               extract_first_marker, extract_marker_case_sensitive, extract_none_after_empty_marker,
+               extract_lower_cased, extract_next_word, extract_substring_earliest, extract_substring_label_order,
+               extract_label_order_after_marker]),
     CheckCase(ch06.check_vote_over_replies, prompting.vote_over_replies,
-              [vote_counts_none, vote_alphabetical_ties, vote_first_mention, vote_answer_only, vote_first_reply]),
+              [vote_counts_none, vote_alphabetical_ties, vote_first_mention, vote_answer_only, vote_first_reply,
+               vote_label_order_ties, vote_first_to_reach, vote_latest_on_tie]),
     CheckCase(ch06.check_detect_injection, prompting.detect_injection,
               [detect_always, detect_never, detect_case_sensitive, detect_word_instructions, detect_canary_only]),
     CheckCase(ch06.check_knn_vote, knn_solution,

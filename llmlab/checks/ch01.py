@@ -106,6 +106,7 @@ def check_train_bpe(train_bpe, text: str | None = None) -> None:
     cases = [
         ("one chunk 'aaabdaaabac', 3 merges", [list(b"aaabdaaabac")], 3),
         ("a tie: 'abcd' twice, 2 merges (first-seen pair wins)", [list(b"abcd"), list(b"abcd")], 2),
+        ("a tie: 'dcba' twice, 2 merges (first seen, not the smallest ids)", [list(b"dcba"), list(b"dcba")], 2),
         ("pairs never cross chunks: ['ab', 'ab', 'ba'], 1 merge", [list(b"ab"), list(b"ab"), list(b"ba")], 1),
         ("a pair repeated inside a chunk: ['abab', 'cd', 'cd'], 1 merge", [list(b"abab"), list(b"cd"), list(b"cd")],
          1),

@@ -46,19 +46,21 @@ def check_attention_weights(attention_weights) -> None:
     cases = [((1, 3, 4), causal(3), "a causal mask"), ((2, 5, 8), causal(5), "a causal mask"),
              ((2, 5, 8), padding, "a padding mask (keys 3 and 4 hidden from every query)"),
              ((1, 6, 4), window, "a sliding-window mask (each query sees itself and the 2 previous keys)"),
-             ((2, 4, 16), full, "no masking (all True, as in an encoder)")]
+             ((2, 4, 16), full, "no masking (all True, as in an encoder)"),
+             ((2, 3, 5, 8), causal(5), "a causal mask, with a heads axis (batch, heads, seq, d)"),
+             ((4, 8), causal(4), "a causal mask, one sequence without a batch axis (seq, d)")]
     with Check("Exercise 03.2 attention_weights") as c:
         for shape, mask, label in cases:
             q, k = torch.randn(*shape, generator=gen) * 2, torch.randn(*shape, generator=gen) * 2
-            d = shape[2]
+            d = shape[-1]
             scores = (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(~mask, float("-inf"))
             expected = torch.softmax(scores, dim=-1)
             case = f"q, k of shape {shape} with {label}"
             got = c.call(attention_weights, q.clone(), k.clone(), mask.clone(), case=case)
             c.that(isinstance(got, torch.Tensor), case, f"expected a torch.Tensor, got {type(got).__name__}")
             c.that(tuple(got.shape) == tuple(expected.shape), case,
-                   f"expected shape {tuple(expected.shape)} (batch, queries, keys), got {tuple(got.shape)}")
-            c.that(torch.allclose(got.sum(-1), torch.ones(shape[:2]), atol=1e-4), case,
+                   f"expected shape {tuple(expected.shape)} (..., queries, keys), got {tuple(got.shape)}")
+            c.that(torch.allclose(got.sum(-1), torch.ones(shape[:-1]), atol=1e-4), case,
                    "each row must sum to 1 (softmax over the keys, the last dimension, after masking)")
             c.that(bool((got.masked_fill(mask, 0) == 0).all()), case,
                    "positions where mask is False must get weight exactly 0: use the mask you are given (it is not "
@@ -105,20 +107,25 @@ def check_cache_append(cache_append) -> None:
             c.equal(got, length + s, case=case + " (returned length)")
             c.close(buffer, expected, case=case + " (buffer contents, written in place)", atol=0, rtol=0)
             length += s
-        try:
-            cache_append(buffer, length, torch.zeros(1, 2, 1, 3))
-        except ValueError:
-            c.that(True, "past capacity", "")
-        except Exception as exc:  # noqa: BLE001 - reported as a failed case
-            c.fail("past capacity", f"expected a ValueError, got {type(exc).__name__}: {exc}")
-        else:
-            c.fail("past capacity", "appending to a full buffer must raise ValueError, it returned normally")
+        overflow = [("past capacity", buffer, length, 1, "appending to a full buffer"),
+                    ("past capacity by one", torch.zeros(1, 2, 6, 3), 5, 2,
+                     "appending 2 positions at length 5 of a 6-position buffer (length < capacity, but it does not "
+                     "fit: compare length + new positions with the capacity)")]
+        for case, buf, at, s, what in overflow:
+            try:
+                cache_append(buf, at, torch.ones(1, 2, s, 3))
+            except ValueError:
+                c.that(True, case, "")
+            except Exception as exc:  # noqa: BLE001 - reported as a failed case
+                c.fail(case, f"{what} must raise ValueError, got {type(exc).__name__}: {exc}")
+            else:
+                c.fail(case, f"{what} must raise ValueError, it returned normally")
 
 
 def check_kv_cache_bytes(kv_cache_bytes) -> None:
     """Exercise 03.5: kv_cache_bytes(batch, seq_len, layers, kv_heads, head_dim, bytes_per_value)."""
     cases = [
-        ((32, 2048, 40, 40, 128, 2), 53_687_091_200, "the book's Llama 2 13B example"),
+        ((32, 2048, 40, 40, 128, 2), 53_687_091_200, "AI Engineering's (ch. 9) Llama 2 13B example"),
         ((1, 8192, 32, 8, 128, 2), 1_073_741_824, "Llama 3 8B (GQA, 8 KV heads), 8K tokens"),
         ((4, 100, 30, 3, 64, 4), 18_432_000, "SmolLM2-135M fp32, batch 4"),
         ((1, 1, 1, 1, 1, 1), 2, "one value each for K and V"),

@@ -51,7 +51,12 @@ def check_zeropoint(zeropoint_quantize) -> None:
     """Exercise 04.2: zeropoint_quantize(x, bits) -> (q uint8 in [0, 2**bits-1], scale, zero_point)."""
     with Check("Exercise 04.2 zero-point quantize") as c:
         for bits in (8, 4):
-            for label, x in _inputs():
+            levels = 2 ** bits - 1
+            # min/scale = -3.5 and max/scale = levels - 3.5 are exact rounding ties: both round up (to even),
+            # so round(max/scale) + zero_point = levels + 1, which only the final clamp keeps in range.
+            tie = ("a rounding tie at the top of the range (6,)",
+                   torch.tensor([-3.5, -1.25, 0.0, 2.0, levels - 5.0, levels - 3.5]) * 0.5)
+            for label, x in _inputs() + [tie]:
                 case = f"{label}, bits={bits}"
                 q, scale, zp = _tensor_result(c, c.call(zeropoint_quantize, x.clone(), bits, case=case), 3, case)
                 want_q, want_scale, want_zp = Q.zeropoint_quantize(x, bits)
@@ -104,5 +109,7 @@ def check_model_memory_gb(model_memory_gb) -> None:
         for args in [(7e9, 16), (7e9, 8), (70e9, 1.58), (135e6, 32), (8e9, 4, 32), (8e9, 4, 128, 32)]:
             case = f"model_memory_gb{args}"
             got = c.call(model_memory_gb, *args, case=case)
+            c.that(isinstance(got, (int, float)) and not isinstance(got, bool), case,
+                   f"return a Python float (GB), got {type(got).__name__}")
             n_params, bits, *rest = args
             c.close(got, memory.weights_gb(n_params / 1e9, bits, *rest), case=case, rtol=1e-6)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from llmlab import lora
 from llmlab.checks import Check
 
-SHAPES = [(1, 4, 3, 1, 2.0), (5, 8, 6, 2, 16.0), (3, 16, 12, 4, 4.0)]  # batch, d_in, d_out, r, alpha
+SHAPES = [(1, 4, 3, 1, 2.0), (5, 8, 6, 2, 16.0), (3, 16, 12, 4, 4.0), (2, 6, 5, 3, 8.0)]  # batch, d_in, d_out, r, alpha
+# the last has alpha / r = 8 / 3: alpha // r (or int(alpha / r)) no longer agrees
 
 
 def _lora_tensors(batch: int, d_in: int, d_out: int, r: int, seed: int):
@@ -17,13 +19,33 @@ def _lora_tensors(batch: int, d_in: int, d_out: int, r: int, seed: int):
             torch.randn(r, d_in, generator=gen), torch.randn(d_out, r, generator=gen))
 
 
+class _WatchProducts(TorchFunctionMode):
+    """Notes whether a matrix product of the given output shapes is computed (B A or its transpose)."""
+
+    PRODUCTS = {"matmul", "mm", "__matmul__", "__rmatmul__", "einsum", "addmm", "bmm", "outer", "tensordot"}
+
+    def __init__(self, shapes: set[tuple[int, int]]):
+        super().__init__()
+        self.shapes, self.seen = shapes, False
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if (getattr(func, "__name__", "") in self.PRODUCTS and isinstance(out, torch.Tensor)
+                and tuple(out.shape[-2:]) in self.shapes):
+            self.seen = True
+        return out
+
+
 def check_lora_forward(lora_forward) -> None:
     """Exercise 05.1: lora_forward(x, W, A, B, alpha) = x W^T + (alpha / r) x A^T B^T with r = A.shape[0]."""
     with Check("Exercise 05.1 lora_forward") as c:
         for i, (batch, d_in, d_out, r, alpha) in enumerate(SHAPES):
             x, w, a, b = _lora_tensors(batch, d_in, d_out, r, seed=i)
             case = f"x {tuple(x.shape)}, W {tuple(w.shape)}, r={r}, alpha={alpha}"
-            got = c.call(lora_forward, x.clone(), w.clone(), a.clone(), b.clone(), alpha, case=case)
+            with _WatchProducts({(d_out, d_in), (d_in, d_out)}) as watch:
+                got = c.call(lora_forward, x.clone(), w.clone(), a.clone(), b.clone(), alpha, case=case)
+            c.that(not watch.seen, case, f"you built the full {d_out} x {d_in} update B A: multiply x by Aᵀ first "
+                                         "(batch x r), then by Bᵀ, so the update is never materialised")
             c.close(got, x @ w.T + (alpha / r) * (x @ a.T @ b.T), case=case)
         x, w, a, _ = _lora_tensors(2, 4, 3, 2, seed=9)
         got = c.call(lora_forward, x, w, a, torch.zeros(3, 2), 8.0, case="B = 0 (start of training)")
@@ -56,11 +78,13 @@ def check_merge_lora_weight(merge_lora_weight) -> None:
 
 def check_training_memory_gb(training_memory_gb) -> None:
     """Exercise 05.4: training_memory_gb(params_billion, bits) for full Adam finetuning, before activations."""
-    cases = [(7, 16, 56.0), (13, 16, 104.0), (1, 32, 16.0), (0.135, 16, 1.08)]
+    cases = [(7, 16, 56.0), (13, 16, 104.0), (1, 32, 16.0), (0.135, 16, 1.08), (2, 4, 4.0), (3, 12, 18.0)]
     with Check("Exercise 05.4 training_memory_gb") as c:
         for params, bits, expected in cases:
             case = f"{params}B parameters at {bits} bits"
             got = c.call(training_memory_gb, params, bits, case=case)
+            c.that(isinstance(got, (int, float)) and not isinstance(got, bool), case,
+                   f"return a Python float (GB), got {type(got).__name__}")
             c.close(got, expected, case=case, atol=1e-9, rtol=1e-6)
 
 
@@ -73,7 +97,9 @@ def check_ties_merge(ties_merge) -> None:
     rand = [torch.randn(40, generator=gen) for _ in range(4)]
     cases = [("three hand-made vectors, density 0.5", [t1, t2, t3], 0.5),
              ("three hand-made vectors, density 1 (no trimming)", [t1, t2, t3], 1.0),
-             ("four random vectors, density 0.2", rand, 0.2)]
+             ("four random vectors, density 0.2", rand, 0.2),
+             ("equal mass of both signs at entry 0 (the sum is 0: its sign is 0, so nothing agrees)",
+              [torch.tensor([0.5, 0.2, -0.3]), torch.tensor([-0.5, 0.1, 0.4])], 1.0)]
     with Check("Exercise 05.5 ties_merge") as c:
         for case, vectors, density in cases:
             got = c.call(ties_merge, [v.clone() for v in vectors], density, case=case)
@@ -88,7 +114,7 @@ def _trainable(module: torch.nn.Module) -> dict[str, tuple]:
 def check_lora_linear(LoRALinear) -> None:
     """Exercise 05.6: LoRALinear(base, r, alpha): frozen base, lora_A (r, in), lora_B (out, r), scale alpha / r."""
     with Check("Exercise 05.6 LoRALinear") as c:
-        for d_in, d_out, r, alpha in [(6, 4, 2, 4.0), (8, 8, 4, 16.0), (5, 3, 1, 1.0)]:
+        for d_in, d_out, r, alpha in [(6, 4, 2, 4.0), (8, 8, 4, 16.0), (5, 3, 1, 1.0), (7, 5, 3, 8.0)]:
             torch.manual_seed(d_in)
             base = torch.nn.Linear(d_in, d_out)
             w, b = base.weight.detach().clone(), base.bias.detach().clone()

@@ -55,7 +55,8 @@ def check_team_metric(team_metric) -> None:
     import dspy
 
     cases = [("billing", "billing", 1.0), ("billing", "shipping", 0.0), ("account", " Account ", 1.0),
-             ("billing", "bill", 0.0), ("technical", None, 0.0), ("shipping", "SHIPPING", 1.0)]
+             ("billing", "bill", 0.0), ("technical", None, 0.0), ("shipping", "SHIPPING", 1.0),
+             ("billing", "not billing", 0.0), ("account", "account or billing", 0.0)]
     with Check("Exercise 06.2 team_metric") as c:
         for gold, predicted, want in cases:
             case = f"gold {gold!r}, predicted {predicted!r}"
@@ -70,12 +71,15 @@ def check_few_shot_messages(few_shot_messages) -> None:
     """Exercise 06.3: system instruction, one user/assistant turn per demo, then the query."""
     demos = [{"text": "I was charged twice", "label": "billing"}, {"text": "Where is my parcel?", "label": "shipping"},
              {"text": "Reset my password", "label": "account"}]
-    cases = {"three demos": demos, "one demo": demos[:1], "zero-shot (no demos)": []}
+    rows = [{"id": 7, "message": "The app logs me out", "team": "technical"},
+            {"id": 9, "message": "Refund my order", "team": "billing"}]
+    cases = {"three demos": (demos, {}), "one demo": (demos[:1], {}), "zero-shot (no demos)": ([], {}),
+             "input_key='message', output_key='team'": (rows, {"input_key": "message", "output_key": "team"})}
     with Check("Exercise 06.3 few_shot_messages") as c:
-        for case, examples in cases.items():
+        for case, (examples, keys) in cases.items():
             got = c.call(few_shot_messages, "Route the message.", [dict(e) for e in examples], "The app crashes",
-                         case=case)
-            want = prompting.few_shot_messages("Route the message.", examples, "The app crashes")
+                         case=case, **keys)
+            want = prompting.few_shot_messages("Route the message.", examples, "The app crashes", **keys)
             c.that(isinstance(got, list), case, f"expected a list of message dicts, got {type(got).__name__}")
             c.that(len(got) == len(want), case,
                    f"expected {len(want)} messages (system + 2 per demo + the query), got {len(got)}")
@@ -85,19 +89,29 @@ def check_few_shot_messages(few_shot_messages) -> None:
 
 def check_extract_answer(extract_answer) -> None:
     """Exercise 06.4: the label after the last 'Answer:', else the last label mentioned, else None."""
+    teams = ["Tech Support", "Billing", "Returns"]  # spelled with capitals, one label of two words
     cases = [
-        "It mentions a charge, so billing. Answer: billing",
-        "Not billing: the parcel is late. Answer: Shipping",
-        "First I thought account. Actually it is technical.",
-        "No team fits.",
-        "Answer: technical, not billing",
-        "billing or account? Answer: account.",
-        "It is about shipping. Answer: the account team.",
+        ("It mentions a charge, so billing. Answer: billing", LABELS),
+        ("Not billing: the parcel is late. Answer: Shipping", LABELS),
+        ("First I thought account. Actually it is technical.", LABELS),
+        ("No team fits.", LABELS),
+        ("Answer: technical, not billing", LABELS),
+        ("billing or account? Answer: account.", LABELS),
+        ("It is about shipping. Answer: the account team.", LABELS),
+        ("Answer: technical? No, wait. Answer: shipping", LABELS),  # the last marker, not the first
+        ("Final ANSWER: billing (shipping was fine)", LABELS),  # the marker in any case
+        ("final answer: account, not technical", LABELS),
+        ("It is a shipping problem. Answer: not sure.", LABELS),  # no label after the marker: last mention
+        ("Answer: an accounting question, so billing", LABELS),  # whole words: 'accounting' is not 'account'
+        ("Answer: technical; the billings page loads", LABELS),
+        ("Returns, maybe. Answer: tech support, not billing", teams),  # a two-word label
+        ("Answer: BILLING", teams),  # returned as spelled in labels
+        ("I would say returns.", teams),
     ]
     with Check("Exercise 06.4 extract_answer") as c:
-        for text in cases:
-            case = f"reply {text!r}"
-            c.equal(c.call(extract_answer, text, list(LABELS), case=case), prompting.extract_answer(text, LABELS),
+        for text, labels in cases:
+            case = f"reply {text!r}" + ("" if labels is LABELS else f", labels {labels}")
+            c.equal(c.call(extract_answer, text, list(labels), case=case), prompting.extract_answer(text, labels),
                     case=case)
 
 
@@ -107,6 +121,8 @@ def check_vote_over_replies(vote_over_replies) -> None:
         "a clear majority": ["Answer: billing", "so shipping. Answer: billing", "Answer: account"],
         "unreadable paths do not vote": ["no idea", "hmm", "Answer: technical"],
         "a tie goes to the earliest": ["Answer: shipping", "Answer: account", "Answer: account", "Answer: shipping"],
+        "a tie goes to the earliest, not the first in label order": ["Answer: technical", "Answer: shipping",
+                                                                     "Answer: technical", "Answer: shipping"],
         "final answer, not first mention": ["billing? No. Answer: account", "Answer: account", "Answer: billing"],
         "nothing readable": ["?", "I do not know"],
     }
