@@ -200,8 +200,7 @@ class _TimeLimit:
 
 
 def check_speculative_loop(speculative_generate) -> None:
-    """Exercise 07.5: speculative_generate(target, draft, prompt, max_new_tokens, gamma, eos_token_id) ->
-    (new tokens, draft tokens accepted per target pass), equal to speculative.generate at temperature 0."""
+    """Exercise 07.5: the greedy draft → verify → roll-back loop gives speculative.generate's tokens and counts."""
     with Check("Exercise 07.5 speculative_generate") as c:
         for target, case, make_draft, prompt, max_new, gamma, eos, plain, want_accepted in _loop_reference():
             with torch.inference_mode(), _TimeLimit(c, case):
