@@ -455,3 +455,98 @@ CASES = [
 ]
 
 test_check_passes_on_solution, test_check_fails_on_stub, test_check_fails_on_wrong_answer = make_tests(CASES)
+
+
+# ---------------------------------------------------------------- exercise 06.8: a bootstrap-demos optimizer
+
+def _bootstrap(program, trainset, metric, max_demos, *, use_metric=True, limit=True, per_step=False,
+               order="train", install="own", copy="reset", from_labels=False, stop_after=False):
+    """The optimizer of exercise 06.8 with one switch per typical mistake (the defaults are the right answer)."""
+    names = {id(p): name for name, p in program.named_predictors()}
+    traces = {name: [] for name in names.values()}
+    kept = 0
+    for example in trainset:
+        if limit and (kept > max_demos if stop_after else kept >= max_demos):
+            break
+        with dspy.context(trace=[]):
+            prediction = program(**example.inputs())
+            trace = dspy.settings.trace
+        if not use_metric or metric(example, prediction, trace):
+            kept += len(trace) if per_step else 1
+            for predictor, inputs, outputs in trace:
+                demo = dict(example) if from_labels else dict(augmented=True, **inputs, **outputs)
+                traces[names[id(predictor)]].append(dspy.Example(**demo))
+    if order == "sorted":
+        traces = {name: sorted(demos, key=lambda d: d.message) for name, demos in traces.items()}
+    compiled = {"reset": program.reset_copy, "deep": program.deepcopy, "none": lambda: program}[copy]()
+    everything = [d for demos in traces.values() for d in demos]
+    named = list(compiled.named_predictors())
+    for i, (name, predictor) in enumerate(named):
+        demos = {"own": traces[name], "all": everything, "swapped": traces[named[-1 - i][0]]}[install]
+        demos = demos[:max_demos] if limit and not stop_after else demos
+        predictor.demos = (predictor.demos + demos) if copy == "deep" else demos
+    return compiled
+
+
+def bootstrap_solution(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos)
+
+
+def bootstrap_keeps_failed_traces(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, use_metric=False)
+
+
+def bootstrap_no_limit(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, limit=False)
+
+
+def bootstrap_one_too_many(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, stop_after=True)  # `kept > max_demos`: max + 1
+
+
+def bootstrap_counts_trace_steps(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, per_step=True)  # 2 steps per run: stops too early
+
+
+def bootstrap_sorted_demos(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, order="sorted")
+
+
+def bootstrap_reversed_trainset(program, trainset, metric, max_demos):
+    return _bootstrap(program, list(reversed(trainset)), metric, max_demos)
+
+
+def bootstrap_all_steps_on_every_predictor(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, install="all")
+
+
+def bootstrap_swapped_predictors(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, install="swapped")
+
+
+def bootstrap_in_place(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, copy="none")
+
+
+def bootstrap_appends_to_old_demos(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, copy="deep")
+
+
+def bootstrap_labels_as_demos(program, trainset, metric, max_demos):
+    return _bootstrap(program, trainset, metric, max_demos, from_labels=True)  # the example, not the trace
+
+
+def bootstrap_library(program, trainset, metric, max_demos):
+    optimizer = dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=max_demos, max_labeled_demos=0)
+    return optimizer.compile(program, trainset=trainset)
+
+
+BOOTSTRAP_CASES = [
+    CheckCase(ch06.check_bootstrap_demos, bootstrap_solution,
+              [bootstrap_keeps_failed_traces, bootstrap_no_limit, bootstrap_one_too_many, bootstrap_counts_trace_steps,
+               bootstrap_sorted_demos, bootstrap_reversed_trainset, bootstrap_all_steps_on_every_predictor,
+               bootstrap_swapped_predictors, bootstrap_in_place, bootstrap_appends_to_old_demos,
+               bootstrap_labels_as_demos, bootstrap_library]),
+]
+
+test_bootstrap_passes, test_bootstrap_fails_on_stub, test_bootstrap_fails_on_wrong = make_tests(BOOTSTRAP_CASES)

@@ -139,3 +139,126 @@ CASES = [
 ]
 
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
+
+
+# ---------------------------------------------------------------- exercise 07.5: the draft → verify → roll-back loop
+
+def _spec_loop(target, draft, prompt, max_new_tokens, gamma, eos_token_id=None, *, bonus=True, keep_rejected=False,
+               target_rollback=0, draft_rollback=True, full_gamma=False, slack=0, truncate=False, eos="any",
+               with_prompt=False):
+    """The loop of exercise 07.5 with one switch per typical mistake (the defaults are the right answer)."""
+    from llmlab import speculative
+    from llmlab.attention import forward
+    from llmlab.kv_cache import KVCache
+
+    tokens = list(prompt)
+    capacity = len(tokens) + max_new_tokens + 2 * gamma + 2
+    cache = KVCache.for_weights(target, 1, capacity)
+    forward(target, torch.tensor([tokens[:-1]]), cache)
+    draft.start(tokens, capacity)
+    accepted = []
+    while len(tokens) - len(prompt) < max_new_tokens:
+        k = gamma if full_gamma else min(gamma, max_new_tokens - (len(tokens) - len(prompt)) - 1 + slack)
+        drafted = draft.propose(tokens, k, speculative.GREEDY, None)[0] if k > 0 else []
+        logits = forward(target, torch.tensor([tokens[cache.length:] + drafted]), cache)[0]
+        n, token = speculative.verify_greedy(logits[-(len(drafted) + 1):].argmax(-1).tolist(), drafted)
+        accepted.append(n)
+        before = len(tokens)
+        if keep_rejected and n < len(drafted):
+            tokens += drafted[:n + 1]  # the rejected draft token instead of the target's correction
+        elif bonus or n < len(drafted):
+            tokens += drafted[:n] + [token]
+        else:
+            tokens += drafted[:n]  # all k accepted: the bonus token is dropped
+        cache.truncate(min(len(tokens) - 1 + target_rollback, cache.length))
+        if draft_rollback:
+            draft.commit(len(tokens) - 1)
+        step = tokens[before:] if eos == "last" else tokens[len(prompt):]
+        if eos_token_id is not None and (step[-1:] == [eos_token_id] if eos == "last" else eos_token_id in step):
+            new = tokens[len(prompt):]
+            cut = new.index(eos_token_id) + (0 if eos == "drop" else 1)
+            tokens = tokens[:len(prompt)] + (new if eos == "whole_step" else new[:cut])
+            break
+    new = tokens[len(prompt):][:max_new_tokens] if truncate else tokens[len(prompt):]
+    return (list(prompt) + new if with_prompt else new), accepted
+
+
+def spec_loop(*args):
+    return _spec_loop(*args)
+
+
+def spec_loop_no_bonus(*args):
+    return _spec_loop(*args, bonus=False)
+
+
+def spec_loop_no_bonus_full_budget(*args):
+    return _spec_loop(*args, bonus=False, slack=1)  # ends (drafts ≥ 1 per pass), but a pass too many at the end
+
+
+def spec_loop_keeps_rejected_token(*args):
+    return _spec_loop(*args, keep_rejected=True)
+
+
+def spec_loop_rollback_off_by_one(*args):
+    return _spec_loop(*args, target_rollback=1)  # keeps the KV of the position the rejected token held
+
+
+def spec_loop_no_target_rollback(*args):
+    return _spec_loop(*args, target_rollback=10 ** 6)
+
+
+def spec_loop_no_draft_rollback(*args):
+    return _spec_loop(*args, draft_rollback=False)
+
+
+def spec_loop_overshoots(*args):
+    return _spec_loop(*args, full_gamma=True)  # drafts γ even when fewer are left: up to γ extra tokens
+
+
+def spec_loop_truncates_overshoot(*args):
+    return _spec_loop(*args, full_gamma=True, truncate=True)  # right tokens, but the last step's count is wrong
+
+
+def spec_loop_eos_only_checks_last_token(*args):
+    return _spec_loop(*args, eos="last")
+
+
+def spec_loop_eos_dropped(*args):
+    return _spec_loop(*args, eos="drop")
+
+
+def spec_loop_eos_keeps_whole_step(*args):
+    return _spec_loop(*args, eos="whole_step")
+
+
+def spec_loop_returns_prompt(*args):
+    return _spec_loop(*args, with_prompt=True)
+
+
+def spec_loop_ignores_eos(target, draft, prompt, max_new_tokens, gamma, eos_token_id=None):
+    return _spec_loop(target, draft, prompt, max_new_tokens, gamma, None)
+
+
+def spec_loop_library(target, draft, prompt, max_new_tokens, gamma, eos_token_id=None):
+    from llmlab import speculative
+
+    r = speculative.generate(target, draft, torch.tensor([prompt]), max_new_tokens, gamma=gamma,
+                             eos_token_id=eos_token_id)
+    return r.token_ids, [s.accepted for s in r.steps]
+
+
+LOOP_CASES = [
+    CheckCase(ch07.check_speculative_loop, spec_loop,
+              [spec_loop_no_bonus, spec_loop_no_bonus_full_budget, spec_loop_keeps_rejected_token,
+               spec_loop_rollback_off_by_one, spec_loop_no_target_rollback, spec_loop_no_draft_rollback,
+               spec_loop_overshoots, spec_loop_truncates_overshoot, spec_loop_eos_only_checks_last_token,
+               spec_loop_eos_dropped, spec_loop_eos_keeps_whole_step, spec_loop_returns_prompt,
+               spec_loop_ignores_eos]),
+]
+
+test_loop_passes, test_loop_fails_on_stub, test_loop_fails_on_wrong = make_tests(LOOP_CASES)
+
+
+def test_loop_check_passes_on_the_library_loop(capsys):
+    ch07.check_speculative_loop(spec_loop_library)
+    assert "✔" in capsys.readouterr().out

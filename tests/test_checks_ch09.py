@@ -189,3 +189,113 @@ def test_checks_run_fast():
     for case in CASES:
         case.check(case.solution)
     assert time.perf_counter() - start < 6 * 3.0  # a second each on an idle machine; slack for a busy one
+
+
+# ---------------------------------------------------------------- exercise 09.7: the position-swap judge harness
+
+def _harness(judge, items, *, unswap=True, none_consistent=False, tie_value=0.0, denominator="all",
+             agreement_order="both", swap=True, verdict_from="original", tie_label="tie"):
+    """The harness of exercise 09.7 with one switch per typical mistake (the defaults are the right answer)."""
+    flip = {"A": "B", "B": "A", None: None}
+    original = [judge(it.question, it.a, it.b) for it in items]
+    swapped = [judge(it.question, it.b, it.a) if swap else judge(it.question, it.a, it.b) for it in items]
+    back = [flip[s] if unswap else s for s in swapped]
+    same = [o == b and (none_consistent or o is not None) for o, b in zip(original, back)]
+    verdicts = [(o if verdict_from == "original" else s) if ok else tie_label
+                for o, s, ok in zip(original, swapped, same)]
+    labels = [it.human_preference for it in items]
+    if agreement_order == "original":
+        hits = [o == h for o, h in zip(original, labels)]
+    else:
+        hits = [tie_value if v == tie_label else float(v == h) for v, h in zip(verdicts, labels)]
+    if denominator == "consistent":
+        agreement = sum(h for h, ok in zip(hits, same) if ok) / max(1, sum(same))
+    elif denominator == "parsed":
+        parsed = [o is not None and s is not None for o, s in zip(original, swapped)]
+        agreement = sum(h for h, ok in zip(hits, parsed) if ok) / max(1, sum(parsed))
+    else:
+        agreement = sum(hits) / len(items)
+    return {"verdicts": verdicts, "consistency": sum(same) / len(items), "agreement": agreement}
+
+
+def swap_harness(judge, items):
+    return _harness(judge, items)
+
+
+def swap_harness_library(judge, items):
+    run = evaluation.judge.run_pair_judge(judge, items)
+    return {"verdicts": [o if (o, s) in (("A", "B"), ("B", "A")) else "tie" for o, s in zip(run.original, run.swapped)],
+            "consistency": run.bias.consistency,
+            "agreement": sum(o == h and (o, s) in (("A", "B"), ("B", "A"))
+                             for o, s, h in zip(run.original, run.swapped, run.human)) / len(run.human)}
+
+
+def swap_not_unswapped(judge, items):
+    return _harness(judge, items, unswap=False)  # 'A' then 'A' counted as consistent: that is pure position bias
+
+
+def swap_none_none_consistent(judge, items):
+    return _harness(judge, items, none_consistent=True)
+
+
+def swap_tie_half_agreement(judge, items):
+    return _harness(judge, items, tie_value=0.5)
+
+
+def swap_agreement_over_consistent_pairs(judge, items):
+    return _harness(judge, items, denominator="consistent")
+
+
+def swap_agreement_over_parsed_pairs(judge, items):
+    return _harness(judge, items, denominator="parsed")
+
+
+def swap_agreement_original_order_only(judge, items):
+    return _harness(judge, items, agreement_order="original")
+
+
+def swap_asks_one_order_twice(judge, items):
+    return _harness(judge, items, swap=False)
+
+
+def swap_verdict_in_swapped_letters(judge, items):
+    return _harness(judge, items, verdict_from="swapped")
+
+
+def swap_tie_as_a(judge, items):
+    return _harness(judge, items, tie_label="A")
+
+
+def swap_tie_as_none(judge, items):
+    return _harness(judge, items, tie_label=None)
+
+
+def swap_consistency_as_percent(judge, items):
+    result = _harness(judge, items)
+    return {**result, "consistency": 100 * result["consistency"], "agreement": 100 * result["agreement"]}
+
+
+def swap_consistency_counts_unparsable_pairs(judge, items):
+    result = _harness(judge, items)  # verdicts and agreement right, but None/None counted as consistent
+    flip = {"A": "B", "B": "A", None: None}
+    same = [judge(it.question, it.a, it.b) == flip[judge(it.question, it.b, it.a)] for it in items]
+    return {**result, "consistency": sum(same) / len(items)}
+
+
+def swap_consistency_over_parsed_pairs(judge, items):
+    result = _harness(judge, items)
+    parsed = sum(judge(it.question, it.a, it.b) is not None and judge(it.question, it.b, it.a) is not None
+                 for it in items)
+    return {**result, "consistency": result["consistency"] * len(items) / parsed}
+
+
+SWAP_CASES = [
+    CheckCase(ch09.check_swap_harness, swap_harness,
+              [swap_not_unswapped, swap_none_none_consistent, swap_tie_half_agreement,
+               swap_agreement_over_consistent_pairs, swap_agreement_over_parsed_pairs,
+               swap_agreement_original_order_only, swap_asks_one_order_twice, swap_verdict_in_swapped_letters,
+               swap_tie_as_a, swap_tie_as_none, swap_consistency_as_percent, swap_harness_library,
+               swap_consistency_counts_unparsable_pairs, swap_consistency_over_parsed_pairs]),
+]
+
+test_swap_passes, test_swap_fails_on_stub, test_swap_fails_on_wrong = make_tests(SWAP_CASES)

@@ -198,3 +198,90 @@ def check_knn_vote(knn_vote) -> None:
             c.that(isinstance(got, (list, tuple, np.ndarray)) and len(got) == len(degrees), case,
                    f"expected one label per query ({len(degrees)} queries), got {got!r}")
             c.equal([str(x) for x in got], want, case=case)
+
+
+# exercise 06.8: per training ticket (team the program predicts, whether that matches the label) for the bootstrap
+_BOOT_TICKETS = [("My card was charged twice for one order.", "billing", "billing"),
+                 ("The app crashes when I open settings.", "technical", "account"),
+                 ("Where is my parcel? It is a week late.", "shipping", "shipping"),
+                 ("I cannot log in after the password reset.", "account", "technical"),
+                 ("Please refund the duplicate payment.", "billing", "shipping"),
+                 ("Two-factor codes never arrive by SMS.", "account", "account"),
+                 ("The tracking page shows no updates.", "shipping", "shipping"),
+                 ("Export to CSV gives an empty file.", "technical", "technical")]
+
+
+def _boot_program(stale_demos: bool = False):
+    """A two-step DSPy program: pick a team, then write a one-line reply given the team (optionally with old demos)."""
+    import dspy
+
+    class TriageAndReply(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.triage = dspy.Predict("message -> team")
+            self.reply = dspy.Predict("message, team -> reply")
+
+        def forward(self, message):
+            team = self.triage(message=message).team
+            return dspy.Prediction(team=team, reply=self.reply(message=message, team=team).reply)
+
+    program = TriageAndReply()
+    if stale_demos:
+        for name, predictor in program.named_predictors():
+            predictor.demos = [dspy.Example(message="an old demo", team="billing", reply=f"stale {name} demo")]
+    return program
+
+
+def _boot_lm():
+    """A scripted dspy DummyLM: per ticket in train order, the triage answer, then the reply answer."""
+    from dspy.utils import DummyLM
+
+    answers = []
+    for i, (_, _, predicted) in enumerate(_BOOT_TICKETS):
+        answers += [{"team": predicted}, {"reply": f"reply {i}: routed to {predicted}"}]
+    return DummyLM(answers)
+
+
+def _boot_metric(example, prediction, trace=None) -> bool:
+    """The bootstrap's metric: the predicted team is the labelled one."""
+    return prediction.team == example.team
+
+
+def _demo_rows(program) -> dict[str, list[dict]]:
+    """Each predictor's demos as plain dicts, by predictor name."""
+    return {name: [dict(d) for d in predictor.demos] for name, predictor in program.named_predictors()}
+
+
+def check_bootstrap_demos(bootstrap_demos) -> None:
+    """Exercise 06.8: bootstrap_demos(program, trainset, metric, max_demos) equals dspy.BootstrapFewShot's demos."""
+    import dspy
+
+    from llmlab.dspy_lm import quiet
+
+    trainset = [dspy.Example(message=m, team=t).with_inputs("message") for m, t, _ in _BOOT_TICKETS]
+    cases = [(3, False, "8 tickets, 3 demos at most: the 1st, 3rd and 6th pass the metric"),
+             (10, False, "8 tickets, up to 10 demos: only the 5 that pass"),
+             (1, True, "1 demo at most, and the program arrives with an old demo on each predictor")]
+    with Check("Exercise 06.8 bootstrap_demos") as c:
+        for max_demos, stale, case in cases:
+            optimizer = dspy.BootstrapFewShot(metric=_boot_metric, max_bootstrapped_demos=max_demos,
+                                              max_labeled_demos=0)
+            with dspy.context(lm=_boot_lm()), quiet():
+                want = _demo_rows(optimizer.compile(_boot_program(stale), trainset=list(trainset)))
+            program = _boot_program(stale)
+            before = _demo_rows(program)
+            with dspy.context(lm=_boot_lm()):
+                got = call_forbidding(c, bootstrap_demos, program, list(trainset), _boot_metric, max_demos, case=case,
+                                      forbidden=["dspy.BootstrapFewShot.compile", "dspy.LabeledFewShot.compile"],
+                                      hint="run the program on each example yourself and keep the passing traces")
+            c.that(isinstance(got, dspy.Module), case, f"return the compiled program (a dspy.Module), got "
+                                                       f"{type(got).__name__}")
+            c.that(got is not program and _demo_rows(program) == before, case,
+                   "return a new program (program.reset_copy() or deepcopy()) and leave the one you were given "
+                   "unchanged, as dspy.BootstrapFewShot does")
+            rows = _demo_rows(got)
+            for name, demos in want.items():
+                c.that(all(isinstance(d, dspy.Example) for d in dict(got.named_predictors())[name].demos), case,
+                       f"{name}.demos must hold dspy.Example objects")
+                c.equal(rows.get(name), demos, case=f"{case} — demos of predictor {name!r} (one trace step each: "
+                                                    f"that predictor's inputs and outputs, augmented=True)")

@@ -116,3 +116,107 @@ def check_expected_tokens_per_step(expected_tokens_per_step) -> None:
         for alpha, gamma, case in cases:
             got = c.call(expected_tokens_per_step, alpha, gamma, case=case)
             c.close(got, rejection.expected_tokens_per_step(alpha, gamma), case=case, atol=1e-9, rtol=1e-9)
+
+
+def loop_target():
+    """The fixtures' tiny Llama (vocab 16) with its layer weights scaled ×15 so greedy output depends on context."""
+    from dataclasses import replace
+
+    from llmlab import attention, fixtures
+
+    w = attention.from_model(fixtures.tiny_model(seed=0, vocab_size=16), max_positions=64)
+    norms = ("attn_norm", "mlp_norm")
+    layers = [attention.Layer(**{n: t if n in norms else t * 15 for n, t in vars(layer).items()}) for layer in w.layers]
+    return replace(w, layers=layers)
+
+
+def _loop_cases(target) -> list[tuple[str, object, list[int], int, int, int | None]]:
+    """(case, drafter factory, prompt, max_new_tokens, γ, eos) covering bonus, budget, rollbacks and EOS."""
+    from llmlab import speculative
+
+    perfect = lambda: speculative.ModelDraft(target)  # noqa: E731 - the target drafting for itself
+    shallow = lambda: speculative.ModelDraft(speculative.early_exit(target, 1))  # noqa: E731
+    prompt = [1, 5, 7, 3, 5, 9]
+    plain = speculative.target_only(target, torch.tensor([prompt]), 6).token_ids
+    eos = next(t for i, t in enumerate(plain) if i in (1, 2) and t not in plain[:i])
+    return [
+        ("a perfect draft (the target itself), γ = 4, 12 new tokens: every step fully accepted plus the bonus "
+         "token; the last step may draft only 1 so it cannot overshoot", perfect, prompt, 12, 4, None),
+        ("a perfect draft, γ = 3, 13 new tokens (the last pass drafts nothing)", perfect, prompt, 13, 3, None),
+        ("an early-exit draft (the target's first layer), γ = 3, 14 new tokens: rejections in the middle of "
+         "steps, both KV caches rolled back", shallow, prompt, 14, 3, None),
+        ("prompt lookup (NgramDraft), γ = 3, 13 new tokens", speculative.NgramDraft, [1, 5, 9, 5, 8, 10, 4, 1, 5],
+         13, 3, None),
+        (f"a perfect draft, γ = 4, eos_token_id = {eos}: the EOS is an accepted draft token in the middle of the "
+         f"first step; stop right after it and keep it", perfect, prompt, 12, 4, eos),
+    ]
+
+
+_LOOP_REFERENCE: list = []
+
+
+def _loop_reference() -> list:
+    """The target and, per case, the package's greedy speculative run (computed once per session)."""
+    from llmlab import speculative
+
+    if not _LOOP_REFERENCE:
+        target = loop_target()
+        for case, make_draft, prompt, max_new, gamma, eos in _loop_cases(target):
+            ids = torch.tensor([prompt])
+            want = speculative.generate(target, make_draft(), ids, max_new, gamma=gamma, eos_token_id=eos)
+            plain = speculative.target_only(target, ids, max_new, eos_token_id=eos).token_ids
+            assert want.token_ids == plain, "the package's speculative.generate must equal plain greedy decoding"
+            _LOOP_REFERENCE.append((target, case, make_draft, prompt, max_new, gamma, eos, plain,
+                                    [s.accepted for s in want.steps]))
+    return _LOOP_REFERENCE
+
+
+class _TimeLimit:
+    """Fail the case when the learner's loop runs longer than `seconds` (a loop that adds no token never ends)."""
+
+    def __init__(self, check: Check, case: str, seconds: float = 5.0):
+        self.check, self.case, self.seconds, self.saved = check, case, seconds, None
+
+    def _expired(self, signum, frame) -> None:
+        self.check.fail(self.case, f"your loop did not finish within {self.seconds:g} s: does every target pass add "
+                                   f"at least one token (the correction, or the bonus when all drafts are kept)?")
+
+    def __enter__(self) -> "_TimeLimit":
+        import signal
+        import threading
+
+        if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            self.saved = signal.signal(signal.SIGALRM, self._expired)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        import signal
+
+        if self.saved is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.saved)
+        return False
+
+
+def check_speculative_loop(speculative_generate) -> None:
+    """Exercise 07.5: the greedy draft → verify → roll-back loop gives speculative.generate's tokens and counts."""
+    with Check("Exercise 07.5 speculative_generate") as c:
+        for target, case, make_draft, prompt, max_new, gamma, eos, plain, want_accepted in _loop_reference():
+            with torch.inference_mode(), _TimeLimit(c, case):
+                got = c.call(speculative_generate, target, make_draft(), list(prompt), max_new, gamma, eos,
+                             case=case)
+            c.that(isinstance(got, tuple) and len(got) == 2, case,
+                   f"return a tuple (new tokens, accepted counts), got {type(got).__name__}")
+            tokens, accepted = got
+            c.that(isinstance(tokens, list) and all(isinstance(t, int) for t in tokens), case,
+                   f"new tokens must be a list of int, got {tokens!r}")
+            c.that(tokens[:len(prompt)] != prompt or plain[:len(prompt)] == prompt, case,
+                   "return only the new tokens, not the prompt followed by them")
+            c.that(len(tokens) <= max_new, case,
+                   f"at most max_new_tokens = {max_new} new tokens, got {len(tokens)}: draft at most "
+                   f"max_new_tokens − generated − 1 tokens so accepted + 1 never overshoots")
+            c.equal(tokens, plain, case=case + " — new tokens must equal plain greedy decoding")
+            c.that(isinstance(accepted, list), case, f"accepted counts must be a list, got {type(accepted).__name__}")
+            c.equal([int(n) for n in accepted], want_accepted,
+                    case=case + " — draft tokens accepted at each target pass (one entry per pass)")

@@ -132,3 +132,58 @@ def check_token_f1(token_f1) -> None:
             case = f"prediction {prediction!r}, reference {reference!r}"
             c.close(c.call(token_f1, prediction, reference, case=case), text.token_f1(prediction, reference),
                     case=case)
+
+
+# (original-order reply, swapped-order reply, human preference) per pair: every kind of (in)consistency and parse
+_SWAP_TABLE = [("A", "B", "A"), ("B", "A", "A"), ("A", "A", "A"), ("B", "B", "B"), (None, None, "B"),
+               ("A", None, "A"), ("B", "A", "B"), ("A", "B", "B"), ("B", "A", "B"), (None, "A", "B")]
+
+
+def _swap_cases() -> list[tuple[str, object, list]]:
+    """(case, judge(question, a, b) -> 'A' | 'B' | None, labelled pairs) for exercise 09.7."""
+    from llmlab.tasks import judging
+
+    table = [judging.LabelledPair(i, f"question {i}", f"first answer {i}", f"second answer {i}", 3, 3, h)
+             for i, (_, _, h) in enumerate(_SWAP_TABLE)]
+    replies = {}
+    for item, (original, swapped, _) in zip(table, _SWAP_TABLE):
+        replies[(item.question, item.a, item.b)] = original
+        replies[(item.question, item.b, item.a)] = swapped
+    shipped = judging.load_labels()[:12]
+    return [
+        ("ten pairs with scripted replies: consistent both ways, always slot A, always slot B, unparsable (None) "
+         "in one or both orders", lambda q, a, b: replies[(q, a, b)], table),
+        ("the shipped judge's habit, always slot A, on 12 labelled pairs", lambda q, a, b: "A", shipped),
+        ("a judge preferring the longer answer on 12 labelled pairs", lambda q, a, b: "A" if len(a) >= len(b) else "B",
+         shipped),
+    ]
+
+
+def check_swap_harness(swap_harness) -> None:
+    """Exercise 09.7: swap_harness(judge, items) -> {'verdicts', 'consistency', 'agreement'} from both orders."""
+    from llmlab.checks import call_forbidding
+    from llmlab.evaluation import judge as judge_module
+
+    with Check("Exercise 09.7 swap_harness") as c:
+        for case, judge, items in _swap_cases():
+            original = [judge(it.question, it.a, it.b) for it in items]
+            swapped = [judge(it.question, it.b, it.a) for it in items]
+            verdicts = [o if (o, s) in (("A", "B"), ("B", "A")) else "tie" for o, s in zip(original, swapped)]
+            consistency = judge_module.position_bias(original, swapped).consistency
+            agreement = sum(v == it.human_preference for v, it in zip(verdicts, items)) / len(items)
+            got = call_forbidding(c, swap_harness, judge, list(items), case=case,
+                                  forbidden=["llmlab.evaluation.judge.position_bias",
+                                             "llmlab.evaluation.judge.run_pair_judge"],
+                                  hint="ask the judge in both orders and compare the verdicts yourself")
+            c.that(isinstance(got, dict) and {"verdicts", "consistency", "agreement"} <= set(got), case,
+                   f"return a dict with keys 'verdicts', 'consistency', 'agreement', got {got!r}")
+            c.that(isinstance(got["verdicts"], (list, tuple)), case,
+                   f"verdicts must be a list, got {type(got['verdicts']).__name__}")
+            c.equal(list(got["verdicts"]), verdicts,
+                    case=case + " — verdict per pair in the original order's letters ('A' = items[i].a won in both "
+                                "orders, 'tie' when the orders disagree or a reply is None)")
+            c.close(got["consistency"], consistency,
+                    case=case + " — consistency: share of ALL pairs whose two verdicts name the same answer")
+            c.close(got["agreement"], agreement,
+                    case=case + " — agreement: share of ALL pairs whose verdict equals the human preference (a tie "
+                                "never agrees)")
