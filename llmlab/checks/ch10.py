@@ -106,6 +106,7 @@ def check_prefill_tokens(prefill_tokens) -> None:
         "nothing shared": [[7, 8], [9], [10, 11, 12]],
         "one request": [[4, 5, 6]],
         "the same prompt three times": [[5, 6, 7, 8]] * 3,
+        "shared tokens in another order (only a shared PREFIX is reusable)": [[1, 2, 3, 4], [4, 3, 2, 1], [9, 1, 2, 3]],
     }
     with Check("Exercise 10.4 prefill_tokens") as c:
         for case, reqs in cases.items():
