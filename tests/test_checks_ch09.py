@@ -29,6 +29,10 @@ def perplexity_base_2(logprobs):
     return 2 ** (-float(logprobs.mean()))
 
 
+def perplexity_inverse_mean_probability(logprobs):
+    return 1 / float(logprobs.exp().mean())                          # arithmetic, not geometric, mean of p
+
+
 def bits_per_byte(logprobs, n_bytes):
     return -float(logprobs.sum()) / math.log(2) / n_bytes
 
@@ -43,6 +47,10 @@ def bits_per_token_not_byte(logprobs, n_bytes):
 
 def bits_log10(logprobs, n_bytes):
     return -float(logprobs.sum()) / math.log(10) / n_bytes
+
+
+def bits_mean_not_sum(logprobs, n_bytes):
+    return -float(logprobs.mean()) / math.log(2) / n_bytes
 
 
 def pass_at_k_biased(n, c, k):
@@ -249,8 +257,10 @@ def f1_counts_membership(prediction, reference):
 
 
 CASES = [
-    CheckCase(ch09.check_perplexity, perplexity, [perplexity_sign_error, perplexity_of_the_sum, perplexity_base_2]),
-    CheckCase(ch09.check_bits_per_byte, bits_per_byte, [bits_in_nats, bits_per_token_not_byte, bits_log10]),
+    CheckCase(ch09.check_perplexity, perplexity, [perplexity_sign_error, perplexity_of_the_sum, perplexity_base_2,
+                                                    perplexity_inverse_mean_probability]),
+    CheckCase(ch09.check_bits_per_byte, bits_per_byte, [bits_in_nats, bits_per_token_not_byte, bits_log10,
+                                                            bits_mean_not_sum]),
     CheckCase(ch09.check_pass_at_k, code.pass_at_k, [pass_at_k_biased, pass_at_k_no_k_check, pass_at_k_float_binomials,
                                                      pass_at_k_is_c_over_n, pass_at_k_off_by_one,
                                                      pass_at_k_wrong_error]),
