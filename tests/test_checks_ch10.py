@@ -80,6 +80,14 @@ def goodput_strict(ttfts, tpots, ttft_slo, tpot_slo, duration):
     return sum(t < ttft_slo and p < tpot_slo for t, p in zip(ttfts, tpots)) / duration
 
 
+def goodput_strict_ttft(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return sum(t < ttft_slo and p <= tpot_slo for t, p in zip(ttfts, tpots)) / duration
+
+
+def goodput_strict_tpot(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return sum(t <= ttft_slo and p < tpot_slo for t, p in zip(ttfts, tpots)) / duration
+
+
 def goodput_count(ttfts, tpots, ttft_slo, tpot_slo, duration):
     return sum(t <= ttft_slo and p <= tpot_slo for t, p in zip(ttfts, tpots))
 
@@ -180,7 +188,7 @@ CASES = [
     CheckCase(ch10.check_goodput,
               lambda ttfts, tpots, ts, ps, d: latency.goodput(ttfts, tpots, latency.SLO(ts, ps), d),
               [goodput_either_slo, goodput_strict, goodput_count, goodput_fraction, goodput_is_throughput,
-               goodput_ttft_only]),
+               goodput_ttft_only, goodput_strict_ttft, goodput_strict_tpot]),
     CheckCase(ch10.check_prefill_tokens, prefix_cache.prefill_tokens,
               [prefill_only_first_request, prefill_without_minimum_one, prefill_whole_prompts_only,
                prefill_counts_cached, prefill_lcp_off_by_one,
