@@ -331,6 +331,10 @@ def bt_pointwise_not_pairwise(c, r):
     return (-torch.nn.functional.logsigmoid(c) - torch.nn.functional.logsigmoid(-r)).mean()
 
 
+def bt_per_pair(c, r):
+    return -torch.nn.functional.logsigmoid(c - r)                   # (B,), not the mean
+
+
 def _overlap_solution(text, train, n):
     reference = set().union(*(de.word_ngrams(t, n) for t in train))
     return de.ngram_overlap(text, reference, n)
@@ -363,7 +367,7 @@ CASES = [
               [dpo_beta_outside, dpo_reference_sign_flipped, dpo_without_reference, dpo_unstable_log_of_sigmoid,
                dpo_sum_over_batch, dpo_chosen_rejected_swapped, dpo_per_pair]),
     CheckCase(ch12.check_bradley_terry_loss, pt.bradley_terry_loss,
-              [bt_sign_flipped, bt_unstable, bt_sum, bt_missing_minus, bt_pointwise_not_pairwise]),
+              [bt_sign_flipped, bt_unstable, bt_sum, bt_missing_minus, bt_pointwise_not_pairwise, bt_per_pair]),
 ]
 
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
