@@ -71,6 +71,11 @@ def percentile_exclusive_method(values, q):
     return data[lo] + (data[hi] - data[lo]) * (rank - lo)
 
 
+def percentile_numpy(values, q):
+    import numpy as np
+    return float(np.percentile(values, q))                            # the statement says: do not call numpy
+
+
 # 10.3 goodput
 def goodput_either_slo(ttfts, tpots, ttft_slo, tpot_slo, duration):
     return sum(t <= ttft_slo or p <= tpot_slo for t, p in zip(ttfts, tpots)) / duration
@@ -184,7 +189,8 @@ CASES = [
               [mbu_forgets_bytes_per_param, mbu_in_bits, mbu_gib, mbu_percent, mbu_forgets_gb]),
     CheckCase(ch10.check_percentile, latency.percentile,
               [percentile_unsorted, percentile_nearest_rank, percentile_floor, percentile_rank_off_by_one,
-               percentile_upper_middle, percentile_ceil, percentile_exclusive_method]),
+               percentile_upper_middle, percentile_ceil, percentile_exclusive_method,
+               percentile_numpy]),
     CheckCase(ch10.check_goodput,
               lambda ttfts, tpots, ts, ps, d: latency.goodput(ttfts, tpots, latency.SLO(ts, ps), d),
               [goodput_either_slo, goodput_strict, goodput_count, goodput_fraction, goodput_is_throughput,
