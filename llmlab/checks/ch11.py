@@ -123,8 +123,8 @@ def _tools() -> dict:
 
 
 def check_agent_step(agent_step) -> None:
-    """Exercise 11.5: parse the reply, run the tool, append [assistant reply, user 'Observation: ...']."""
-    with Check("Exercise 11.5 agent_step") as c:
+    """Exercise 11.6: parse the reply, run the tool, append [assistant reply, user 'Observation: ...']."""
+    with Check("Exercise 11.6 agent_step") as c:
         history = [{"role": "system", "content": "tools"}, {"role": "user", "content": "task"}]
         for reply, why in [('{"tool": "orders", "input": "Q-1000"}', "an orders call"),
                            ('{"tool": "calculator", "input": "2 * 10.50"}', "a calculator call"),
