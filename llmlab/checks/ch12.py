@@ -115,21 +115,24 @@ def check_quality_problem(quality_problem) -> None:
         ("Name it.", "Rome"),
         ("What is the capital of Peru?", "Lima, Peru: population 10 million."),
         # rows exactly at each threshold, and rows where a near-miss reading of a rule gives another answer
-        ("Where is it?", "Lima -- Peru"),                            # de.words: 2 words; .split(): 3
-        ("Which numbers?", "It's 3-4"),                              # de.words: 3 words; .split(): 2
-        ("Is 2+2=4?", "Yes, it is so!!"),                            # alnum share exactly 0.7: not symbols
-        ("Translate gato and perro", "It means cat, dog."),          # English share exactly 0.25: English
-        ("What did the fox do?", "The fox ran, the fox ran far"),    # 1 of 5 trigrams repeats (0.2); bigrams: 2 of 6
-        ("What did the fox do, and what did it see?",                # 2 of 9 trigrams repeat; no 4-gram does
-         "big red fox ran big red fox sat big red fox"),
-        ("What did the fox do?", "red fox ran, red fox sat, red fox"),  # bigrams repeat, trigrams do not
-        ("What did you see?", "Go to Lima. Go to Lima! Go to Peru"),  # repeats only once punctuation is gone
-        ("Write the formula for the area of a circle please", "A = pi * r^2"),  # the response alone: 5/8 alnum
-        ("{{#$%^&*}} ???", "The answer is four."),                   # symbols in the instruction count too
+        ("Where is it?", "Lima -- Peru", "de.words finds 2 words; .split() finds 3"),
+        ("Which numbers?", "It's 3-4", "de.words finds 3 words; .split() finds 2"),
+        ("Is 2+2=4?", "Yes, it is so!!", "alnum share exactly 0.7: not below 0.7"),
+        ("Translate gato and perro", "It means cat, dog.", "English share exactly 0.25: not below 0.25"),
+        ("What did the fox do?", "The fox ran, the fox ran far",
+         "1 of 5 word 3-grams repeats: 0.2 is not more than 0.2 (2-grams: 2 of 6)"),
+        ("What did the fox do, and what did it see?", "big red fox ran big red fox sat big red fox",
+         "2 of 9 word 3-grams repeat (no 4-gram does)"),
+        ("What did the fox do?", "red fox ran, red fox sat, red fox", "2-grams repeat, 3-grams do not"),
+        ("What did you see?", "Go to Lima. Go to Lima! Go to Peru",
+         "3-grams of de.words repeat; 3-grams of .split() keep the punctuation and do not"),
+        ("Write the formula for the area of a circle please", "A = pi * r^2",
+         "the response alone is 5/8 alnum, under 0.7; instruction + response is not"),
+        ("{{#$%^&*}} ???", "The answer is four.", "the instruction's symbols count too"),
     ]
     with Check("Exercise 12.4 quality_problem") as c:
-        for instruction, response in rows:
-            case = f"instruction {instruction!r}, response {response!r}"
+        for instruction, response, *why in rows:
+            case = f"instruction {instruction!r}, response {response!r}" + (f" ({why[0]})" if why else "")
             got = c.call(quality_problem, instruction, response, case=case)
             c.equal(got, de.quality_problem(instruction, response), case=case)
 
