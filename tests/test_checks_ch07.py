@@ -105,6 +105,21 @@ def verify_unnormalised_residual(p, q, draft_tokens, coins, sample):
     return len(draft_tokens), sample(p[len(draft_tokens)])
 
 
+def verify_rejects_only_above_ratio(p, q, draft_tokens, coins, sample):
+    for i, token in enumerate(draft_tokens):
+        if coins[i] > min(1.0, float(p[i, token] / q[i, token])):     # keeps a coin equal to the ratio
+            return i, sample(rejection.residual_distribution(p[i], q[i]))
+    return len(draft_tokens), sample(p[len(draft_tokens)])
+
+
+def verify_counts_every_kept_token(p, q, draft_tokens, coins, sample):
+    kept = [float(coins[i]) < min(1.0, float(p[i, t] / q[i, t])) for i, t in enumerate(draft_tokens)]
+    if all(kept):
+        return len(draft_tokens), sample(p[len(draft_tokens)])
+    first = kept.index(False)                                         # keeps counting after the first rejection
+    return sum(kept), sample(rejection.residual_distribution(p[first], q[first]))
+
+
 def tokens_per_step(alpha, gamma):
     return gamma + 1.0 if alpha == 1 else (1 - alpha ** (gamma + 1)) / (1 - alpha)
 
@@ -125,6 +140,10 @@ def tokens_geometric_limit(alpha, gamma):
     return float("inf") if alpha == 1 else 1 / (1 - alpha)  # ignores that at most γ + 1 come per pass
 
 
+def tokens_linear(alpha, gamma):
+    return 1 + alpha * gamma                                          # as if every draft token were independent
+
+
 CASES = [
     CheckCase(ch07.check_acceptance_probability, acceptance,
               [acceptance_inverted, acceptance_unclamped, acceptance_max, acceptance_scalar]),
@@ -133,9 +152,11 @@ CASES = [
                residual_whole_batch]),
     CheckCase(ch07.check_verify_step, verify_step,
               [verify_off_by_one, verify_samples_p_on_rejection, verify_no_bonus, verify_bonus_from_last_draft_row,
-               verify_inverted_ratio, verify_unnormalised_residual]),
+               verify_inverted_ratio, verify_unnormalised_residual, verify_rejects_only_above_ratio,
+               verify_counts_every_kept_token]),
     CheckCase(ch07.check_expected_tokens_per_step, tokens_per_step,
-              [tokens_off_by_one, tokens_no_alpha_one, tokens_without_the_target_token, tokens_geometric_limit]),
+              [tokens_off_by_one, tokens_no_alpha_one, tokens_without_the_target_token, tokens_geometric_limit,
+               tokens_linear]),
 ]
 
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)

@@ -2,6 +2,7 @@
 
 import math
 from collections import Counter
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -28,6 +29,10 @@ def perplexity_base_2(logprobs):
     return 2 ** (-float(logprobs.mean()))
 
 
+def perplexity_inverse_mean_probability(logprobs):
+    return 1 / float(logprobs.exp().mean())                          # arithmetic, not geometric, mean of p
+
+
 def bits_per_byte(logprobs, n_bytes):
     return -float(logprobs.sum()) / math.log(2) / n_bytes
 
@@ -42,6 +47,10 @@ def bits_per_token_not_byte(logprobs, n_bytes):
 
 def bits_log10(logprobs, n_bytes):
     return -float(logprobs.sum()) / math.log(10) / n_bytes
+
+
+def bits_mean_not_sum(logprobs, n_bytes):
+    return -float(logprobs.mean()) / math.log(2) / n_bytes
 
 
 def pass_at_k_biased(n, c, k):
@@ -102,6 +111,24 @@ def bt_one_iteration(wins, iterations):
     return ranking.bradley_terry(wins, 1)
 
 
+def bt_games_one_direction(wins, iterations):
+    wins = np.asarray(wins, float)
+    p = np.ones(len(wins)) / len(wins)
+    for _ in range(iterations):
+        p = wins.sum(1) / (wins / (p[:, None] + p[None, :])).sum(1)    # n_ij = wins[i, j]: forgets i's losses
+        p /= p.sum()
+    return p
+
+
+def bt_losses_for_wins(wins, iterations):
+    wins = np.asarray(wins, float)
+    games, p = wins + wins.T, np.ones(len(wins)) / len(wins)
+    for _ in range(iterations):
+        p = wins.sum(0) / (games / (p[:, None] + p[None, :])).sum(1)   # column sums: how often i LOST
+        p /= p.sum()
+    return p
+
+
 def bootstrap(values, n_resamples, confidence, seed):
     return stats.bootstrap_ci(values, n_resamples, confidence, seed)
 
@@ -129,6 +156,48 @@ def bootstrap_half_size_resamples(values, n_resamples, confidence, seed):
 def bootstrap_confidence_as_quantile(values, n_resamples, confidence, seed):
     means = np.random.default_rng(seed).choice(values, (n_resamples, len(values))).mean(1)
     return tuple(float(x) for x in np.quantile(means, [1 - confidence, confidence]))
+
+
+def _percentiles(means, confidence):
+    alpha = 1 - confidence
+    return tuple(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2]))
+
+
+def bootstrap_normal_approximation(values, n_resamples, confidence, seed):
+    v = np.asarray(values, float)
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    half = z * v.std() / math.sqrt(len(v))
+    return float(v.mean() - half), float(v.mean() + half)             # -0.03 for 2 of 20: below 0
+
+
+def bootstrap_subsample_without_replacement(values, n_resamples, confidence, seed):
+    v, rng = np.asarray(values, float), np.random.default_rng(seed)
+    means = [rng.choice(v, len(v) // 2, replace=False).mean() for _ in range(n_resamples)]
+    return _percentiles(means, confidence)                            # same spread for 300 normal scores
+
+
+def bootstrap_never_picks_last(values, n_resamples, confidence, seed):
+    v, rng = np.asarray(values, float), np.random.default_rng(seed)
+    idx = rng.integers(0, len(v) - 1, size=(n_resamples, len(v)))     # high is exclusive: item n-1 never drawn
+    return _percentiles(v[idx].mean(1), confidence)
+
+
+def bootstrap_ignores_seed(values, n_resamples, confidence, seed):
+    v, rng = np.asarray(values, float), np.random.default_rng()
+    return _percentiles(v[rng.integers(0, len(v), size=(n_resamples, len(v)))].mean(1), confidence)
+
+
+def bootstrap_fixed_seed(values, n_resamples, confidence, seed):
+    return stats.bootstrap_ci(values, n_resamples, confidence, 0)
+
+
+def bootstrap_choice_in_a_loop(values, n_resamples, confidence, seed):
+    rng = np.random.default_rng(seed)
+    return _percentiles([rng.choice(values, len(values)).mean() for _ in range(n_resamples)], confidence)
+
+
+def bootstrap_returns_array(values, n_resamples, confidence, seed):
+    return np.array(stats.bootstrap_ci(values, n_resamples, confidence, seed))
 
 
 def f1_sets(prediction, reference):
@@ -161,20 +230,60 @@ def f1_empty_is_zero(prediction, reference):
     return text.token_f1(prediction, reference)
 
 
+def f1_precision_only(prediction, reference):
+    p, r = text.normalize(prediction).split(), text.normalize(reference).split()
+    if not p or not r:
+        return float(p == r)
+    return sum((Counter(p) & Counter(r)).values()) / len(p)
+
+
+def f1_keeps_articles(prediction, reference):
+    def norm(t):
+        return "".join(ch for ch in t.lower() if ch.isalnum() or ch.isspace()).split()
+    p, r = norm(prediction), norm(reference)
+    if not p or not r:
+        return float(p == r)
+    common = sum((Counter(p) & Counter(r)).values())
+    return 0.0 if common == 0 else 2 * common / (len(p) + len(r))
+
+
+def f1_counts_membership(prediction, reference):
+    p, r = text.normalize(prediction).split(), text.normalize(reference).split()
+    if not p or not r:
+        return float(p == r)
+    common = sum(t in r for t in p)                                   # each repeat of a shared token counts
+    prec, rec = common / len(p), min(common, len(r)) / len(r)
+    return 0.0 if common == 0 else 2 * prec * rec / (prec + rec)
+
+
 CASES = [
-    CheckCase(ch09.check_perplexity, perplexity, [perplexity_sign_error, perplexity_of_the_sum, perplexity_base_2]),
-    CheckCase(ch09.check_bits_per_byte, bits_per_byte, [bits_in_nats, bits_per_token_not_byte, bits_log10]),
+    CheckCase(ch09.check_perplexity, perplexity, [perplexity_sign_error, perplexity_of_the_sum, perplexity_base_2,
+                                                    perplexity_inverse_mean_probability]),
+    CheckCase(ch09.check_bits_per_byte, bits_per_byte, [bits_in_nats, bits_per_token_not_byte, bits_log10,
+                                                            bits_mean_not_sum]),
     CheckCase(ch09.check_pass_at_k, code.pass_at_k, [pass_at_k_biased, pass_at_k_no_k_check, pass_at_k_float_binomials,
                                                      pass_at_k_is_c_over_n, pass_at_k_off_by_one,
                                                      pass_at_k_wrong_error]),
     CheckCase(ch09.check_bradley_terry, ranking.bradley_terry, [bt_without_normalisation, bt_win_rate, bt_transposed,
-                                                                bt_one_iteration]),
+                                                                bt_one_iteration, bt_games_one_direction,
+                                                                bt_losses_for_wins]),
     CheckCase(ch09.check_bootstrap_ci, bootstrap, [bootstrap_wrong_quantile, bootstrap_without_replacement,
-                                                   bootstrap_half_size_resamples, bootstrap_confidence_as_quantile]),
-    CheckCase(ch09.check_token_f1, text.token_f1, [f1_sets, f1_not_normalised, f1_recall_only, f1_empty_is_zero]),
+                                                   bootstrap_half_size_resamples, bootstrap_confidence_as_quantile,
+                                                   bootstrap_normal_approximation,
+                                                   bootstrap_subsample_without_replacement,
+                                                   bootstrap_never_picks_last, bootstrap_ignores_seed,
+                                                   bootstrap_fixed_seed,
+                                                   bootstrap_returns_array]),
+    CheckCase(ch09.check_token_f1, text.token_f1, [f1_sets, f1_not_normalised, f1_recall_only, f1_empty_is_zero,
+                                                    f1_precision_only, f1_keeps_articles, f1_counts_membership]),
 ]
 
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
+
+
+def test_bootstrap_check_passes_on_a_resampling_loop(capsys):
+    ch09.check_bootstrap_ci(bootstrap_choice_in_a_loop)
+    assert "✔" in capsys.readouterr().out
 
 
 def test_biased_pass_at_k_failure_says_why():

@@ -59,6 +59,23 @@ def percentile_upper_middle(values, q):
     return data[min(int(q / 100 * len(data)), len(data) - 1)]
 
 
+def percentile_ceil(values, q):
+    data = sorted(values)
+    return data[math.ceil(q / 100 * (len(data) - 1))]
+
+
+def percentile_exclusive_method(values, q):
+    data = sorted(values)                                            # rank q/100 × (n + 1), 1-based (Excel's EXC)
+    rank = min(max(q / 100 * (len(data) + 1) - 1, 0), len(data) - 1)
+    lo, hi = math.floor(rank), min(math.floor(rank) + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (rank - lo)
+
+
+def percentile_numpy(values, q):
+    import numpy as np
+    return float(np.percentile(values, q))                            # the statement says: do not call numpy
+
+
 # 10.3 goodput
 def goodput_either_slo(ttfts, tpots, ttft_slo, tpot_slo, duration):
     return sum(t <= ttft_slo or p <= tpot_slo for t, p in zip(ttfts, tpots)) / duration
@@ -66,6 +83,14 @@ def goodput_either_slo(ttfts, tpots, ttft_slo, tpot_slo, duration):
 
 def goodput_strict(ttfts, tpots, ttft_slo, tpot_slo, duration):
     return sum(t < ttft_slo and p < tpot_slo for t, p in zip(ttfts, tpots)) / duration
+
+
+def goodput_strict_ttft(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return sum(t < ttft_slo and p <= tpot_slo for t, p in zip(ttfts, tpots)) / duration
+
+
+def goodput_strict_tpot(ttfts, tpots, ttft_slo, tpot_slo, duration):
+    return sum(t <= ttft_slo and p < tpot_slo for t, p in zip(ttfts, tpots)) / duration
 
 
 def goodput_count(ttfts, tpots, ttft_slo, tpot_slo, duration):
@@ -116,6 +141,15 @@ def prefill_lcp_off_by_one(requests):
     return [max(len(r) - max([_lcp(r, p) + 1 for p in requests[:i]], default=0), 1) for i, r in enumerate(requests)]
 
 
+def prefill_previous_request_only(requests):
+    return [len(r) if i == 0 else max(len(r) - _lcp(r, requests[i - 1]), 1) for i, r in enumerate(requests)]
+
+
+def prefill_shared_tokens_as_a_set(requests):
+    return [max(len(r) - max([len(set(r) & set(p)) for p in requests[:i]], default=0), 1)
+            for i, r in enumerate(requests)]
+
+
 # 10.5 matmul intensity
 def intensity_no_output(m, n, k, b):
     return 2 * m * n * k / ((m * k + k * n) * b)
@@ -131,6 +165,10 @@ def intensity_bits(m, n, k, b):
 
 def intensity_weights_only(m, n, k, b):
     return 2 * m * n * k / (k * n * b)
+
+
+def intensity_output_as_k_by_n(m, n, k, b):
+    return 2 * m * n * k / ((m * k + 2 * k * n) * b)                 # counts the weight twice, not the (m, n) output
 
 
 # 10.6 cost
@@ -151,16 +189,19 @@ CASES = [
               [mbu_forgets_bytes_per_param, mbu_in_bits, mbu_gib, mbu_percent, mbu_forgets_gb]),
     CheckCase(ch10.check_percentile, latency.percentile,
               [percentile_unsorted, percentile_nearest_rank, percentile_floor, percentile_rank_off_by_one,
-               percentile_upper_middle]),
+               percentile_upper_middle, percentile_ceil, percentile_exclusive_method,
+               percentile_numpy]),
     CheckCase(ch10.check_goodput,
               lambda ttfts, tpots, ts, ps, d: latency.goodput(ttfts, tpots, latency.SLO(ts, ps), d),
               [goodput_either_slo, goodput_strict, goodput_count, goodput_fraction, goodput_is_throughput,
-               goodput_ttft_only]),
+               goodput_ttft_only, goodput_strict_ttft, goodput_strict_tpot]),
     CheckCase(ch10.check_prefill_tokens, prefix_cache.prefill_tokens,
               [prefill_only_first_request, prefill_without_minimum_one, prefill_whole_prompts_only,
-               prefill_counts_cached, prefill_lcp_off_by_one]),
+               prefill_counts_cached, prefill_lcp_off_by_one,
+               prefill_previous_request_only, prefill_shared_tokens_as_a_set]),
     CheckCase(ch10.check_matmul_intensity, roofline.matmul_intensity,
-              [intensity_no_output, intensity_no_factor_two, intensity_bits, intensity_weights_only]),
+              [intensity_no_output, intensity_no_factor_two, intensity_bits, intensity_weights_only,
+               intensity_output_as_k_by_n]),
     CheckCase(ch10.check_cost_per_million, cost.cost_per_million_tokens,
               [cost_per_thousand, cost_per_minute, cost_forgets_hours]),
 ]

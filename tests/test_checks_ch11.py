@@ -39,6 +39,21 @@ def bm25_counts_repeated_query_terms_once_per_doc_token(query, doc, doc_freqs, n
     return sum(bm25.bm25_score([t], doc, doc_freqs, n_docs, avg_len, k1, b) for t in doc if t in query)
 
 
+def bm25_without_k1_plus_one(query, doc, doc_freqs, n_docs, avg_len, k1, b):
+    return bm25.bm25_score(query, doc, doc_freqs, n_docs, avg_len, k1, b) / (k1 + 1)
+
+
+def bm25_distinct_doc_length(query, doc, doc_freqs, n_docs, avg_len, k1, b):
+    tf = Counter(doc)                                               # |doc| as distinct terms, not tokens
+    length = k1 * (1 - b + b * len(set(doc)) / avg_len)
+    return sum(bm25.idf(doc_freqs.get(t, 0), n_docs) * tf[t] * (k1 + 1) / (tf[t] + length) for t in query if tf[t])
+
+
+def bm25_log10_idf(query, doc, doc_freqs, n_docs, avg_len, k1, b):
+    return _bm25(query, doc, doc_freqs, n_docs, avg_len, k1, b,
+                 lambda n, N: math.log10(1 + (N - n + 0.5) / (n + 0.5)))
+
+
 def top_k_dot_product(query, matrix, k):
     return (matrix @ query).topk(k)
 
@@ -50,6 +65,15 @@ def top_k_ascending(query, matrix, k):
 
 def top_k_only_matrix_normalised(query, matrix, k):
     return ((matrix / matrix.norm(dim=1, keepdim=True)) @ query).topk(k)
+
+
+def top_k_only_query_normalised(query, matrix, k):
+    return (matrix @ (query / query.norm())).topk(k)
+
+
+def top_k_indices_as_list(query, matrix, k):
+    scores, idx = cosine_top_k(query, matrix, k)
+    return scores, idx.tolist()
 
 
 def top_k_one_short(query, matrix, k):
@@ -81,6 +105,22 @@ def rrf_ignores_k(rankings, k=60):
     return hybrid.reciprocal_rank_fusion(rankings, 60)
 
 
+def rrf_ties_alphabetical(rankings, k=60):
+    return sorted(hybrid.reciprocal_rank_fusion(rankings, k), key=lambda x: (-x[1], x[0]))
+
+
+def rrf_ties_reverse(rankings, k=60):
+    return sorted(hybrid.reciprocal_rank_fusion(rankings, k), key=lambda x: (x[1], x[0]), reverse=True)
+
+
+def rrf_ties_last_seen(rankings, k=60):
+    scores = {}
+    for r in rankings:
+        for rank, d in enumerate(r, start=1):
+            scores[d] = scores.pop(d, 0.0) + 1 / (k + rank)         # re-inserting moves d to the end
+    return sorted(scores.items(), key=lambda x: -x[1])
+
+
 def recall_divides_by_k(ranked, gold, k):
     return len(set(ranked[:k]) & set(gold)) / k
 
@@ -91,6 +131,10 @@ def recall_ignores_k(ranked, gold, k):
 
 def recall_any_hit(ranked, gold, k):
     return float(bool(set(ranked[:k]) & set(gold)))
+
+
+def recall_divides_by_min_k_gold(ranked, gold, k):
+    return len(set(ranked[:k]) & set(gold)) / min(k, len(gold))
 
 
 def mrr_over_hits_only(rankings, golds):
@@ -114,6 +158,13 @@ def mrr_last_relevant(rankings, golds):
     for r, g in zip(rankings, golds):
         ranks = [i for i, d in enumerate(r, start=1) if d in g]
         total += 1 / ranks[-1] if ranks else 0.0
+    return total / len(rankings)
+
+
+def mrr_mean_over_gold_items(rankings, golds):
+    total = 0.0
+    for r, g in zip(rankings, golds):
+        total += sum(1 / (r.index(d) + 1) for d in g if d in r) / len(g)
     return total / len(rankings)
 
 
@@ -168,14 +219,18 @@ def step_forgets_reply(messages, reply, tools):
 CASES = [
     CheckCase(ch11.check_bm25_score, bm25.bm25_score,
               [bm25_classic_idf, bm25_plain_idf, bm25_no_length_normalisation, bm25_raw_term_frequency,
-               bm25_counts_repeated_query_terms_once_per_doc_token]),
+               bm25_counts_repeated_query_terms_once_per_doc_token, bm25_without_k1_plus_one,
+               bm25_distinct_doc_length, bm25_log10_idf]),
     CheckCase(ch11.check_cosine_top_k, cosine_top_k,
-              [top_k_dot_product, top_k_ascending, top_k_only_matrix_normalised, top_k_one_short]),
+              [top_k_dot_product, top_k_ascending, top_k_only_matrix_normalised, top_k_one_short,
+               top_k_only_query_normalised, top_k_indices_as_list]),
     CheckCase(ch11.check_reciprocal_rank_fusion, hybrid.reciprocal_rank_fusion,
-              [rrf_rank_from_zero, rrf_mean_instead_of_sum, rrf_worst_first, rrf_ignores_k]),
-    CheckCase(ch11.check_recall_at_k, metrics.recall_at_k, [recall_divides_by_k, recall_ignores_k, recall_any_hit]),
+              [rrf_rank_from_zero, rrf_mean_instead_of_sum, rrf_worst_first, rrf_ignores_k, rrf_ties_alphabetical,
+               rrf_ties_reverse, rrf_ties_last_seen]),
+    CheckCase(ch11.check_recall_at_k, metrics.recall_at_k, [recall_divides_by_k, recall_ignores_k, recall_any_hit,
+                                                                   recall_divides_by_min_k_gold]),
     CheckCase(ch11.check_mean_reciprocal_rank, metrics.mean_reciprocal_rank,
-              [mrr_over_hits_only, mrr_rank_from_zero, mrr_last_relevant]),
+              [mrr_over_hits_only, mrr_rank_from_zero, mrr_last_relevant, mrr_mean_over_gold_items]),
     CheckCase(ch11.check_agent_step, agents.agent_step,
               [step_mutates_input, step_observation_as_assistant, step_crashes_on_bad_json, step_never_finishes,
                step_passes_whole_call, step_forgets_reply]),

@@ -186,6 +186,21 @@ def test_probes_learn_a_separable_task_and_refuse_leaks():
         interpret.probe_accuracy_by_layer(features, y.tolist(), range(30), range(25, 40))
 
 
+def test_accuracy_is_an_exact_python_float():
+    gen = torch.Generator().manual_seed(1)
+    y = torch.arange(20) % 2
+    x = torch.randn(20, 4, generator=gen) + 4 * y[:, None].float()
+    probe = interpret.train_probe(x, y)
+    assert interpret.accuracy(probe, x, y) == 1.0
+    flipped = y.clone()
+    flipped[:2] = 1 - flipped[:2]                                                 # 18 of 20 right
+    acc = interpret.accuracy(probe, x, flipped)
+    assert type(acc) is float and acc == 0.9                                      # not float32's 0.8999999761
+    assert interpret.accuracy(probe, x[:3], 1 - y[:3]) == 0.0
+    with pytest.raises(ValueError, match="y must have at least one item"):
+        interpret.accuracy(probe, x[:0], y[:0])
+
+
 def test_multitask_heads_share_one_forward(tiny):
     model, tok = tiny
     rows = sentences.load_sentences()[:12]

@@ -76,6 +76,8 @@ def _verify_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, list[int], to
         ("the second draft token kept: p/q = 0.5 > coin 0.3", p, q, [1, 2, 3], torch.tensor([0.1, 0.3, 0.99])),
         ("a rejection where q/p would have accepted (p/q = 0.4 < coin 0.5 < q/p)", p, q, [2, 2, 3],
          torch.tensor([0.5, 0.1, 0.1])),
+        ("a coin exactly at the ratio rejects (keep only when coin < p/q = 0.5)", p, q, [1, 0, 0],
+         torch.tensor([0.2, 0.2, 0.5])),
     ]
 
 

@@ -20,7 +20,7 @@ def _tiny_with_scaled_norm():
 def check_lens_logits(lens_logits) -> None:
     """Exercise 08.1: lens_logits(model, stream, layer) = lm_head(final_norm(stream[layer])), stream[0] = embeddings."""
     model = _tiny_with_scaled_norm()
-    ids = torch.tensor([[5, 40, 77, 3, 120, 9]])
+    ids = torch.tensor([[5, 40, 77, 3, 120, 9], [8, 2, 60, 33, 7, 101]])          # a batch of two rows
     with torch.no_grad():
         stream = interpret.residual_stream(model, ids)
         final = model(ids).logits
@@ -134,32 +134,42 @@ def check_integrated_gradients(integrated_gradients) -> None:
         c.close(float(got.sum()), want, case="completeness: 200 steps sum to f(x) - f(baseline)", atol=1e-3, rtol=1e-3)
 
 
-def _probe_data(flip_test: bool, seed: int) -> tuple[torch.Tensor, list[int], list[int], list[int]]:
-    """Separable features; with flip_test the test rows' labels are the opposite of what the signal says."""
+def _probe_data(flip_test: bool, seed: int, outliers: int = 0) -> tuple[torch.Tensor, list[int], list[int], list[int]]:
+    """Separable features split at random (train rows are not the first ones); with flip_test the test rows' labels
+    contradict the signal; `outliers` test rows sit 100x further out on the signal axis (correctly labelled)."""
     gen = torch.Generator().manual_seed(seed)
     n, dim = 60, 16
     labels = (torch.arange(n) % 2).tolist()
     x = torch.randn(n, dim, generator=gen)
     x[:, 0] += torch.tensor([4.0 if y else -4.0 for y in labels])
-    train, test = list(range(0, 40)), list(range(40, 60))
+    order = torch.randperm(n, generator=gen).tolist()
+    train, test = order[:40], order[40:]
     if flip_test:
-        labels = labels[:40] + [1 - y for y in labels[40:]]
+        for i in test:
+            labels[i] = 1 - labels[i]
+    for i in test[:outliers]:
+        x[i, 0] = 400.0 if labels[i] else -400.0
     return x, labels, train, test
 
 
 def check_probe_accuracy(probe_accuracy) -> None:
     """Exercise 08.5: probe_accuracy(features, labels, train, test) trains on train rows only, scores test rows."""
     with Check("Exercise 08.5 probe_accuracy") as c:
-        x, labels, train, test = _probe_data(flip_test=False, seed=5)
-        case = "a linearly separable property"
-        got = c.call(probe_accuracy, x.clone(), list(labels), list(train), list(test), case=case)
-        c.that(isinstance(got, float), case, f"expected a float (a fraction of test rows), got {type(got).__name__}")
-        c.that(0.0 <= got <= 1.0, case, f"accuracy must be a fraction in [0, 1], got {got!r}")
-        c.that(got >= 0.9, case, f"a linear probe should reach at least 0.9 here, got {got:.2f}")
+        for seed, outliers, case in ((5, 0, "a linearly separable property, rows split at random"),
+                                     (7, 4, "the same with 4 far-out test rows (they leave the training rows' "
+                                            "signal intact only if mean and std come from the training rows)")):
+            x, labels, train, test = _probe_data(flip_test=False, seed=seed, outliers=outliers)
+            got = c.call(probe_accuracy, x.clone(), list(labels), list(train), list(test), case=case)
+            c.that(isinstance(got, float), case,
+                   f"expected a float (a fraction of test rows), got {type(got).__name__}")
+            c.that(0.0 <= got <= 1.0, case, f"accuracy must be a fraction in [0, 1], got {got!r}")
+            c.that(got >= 0.9, case, f"a linear probe should reach at least 0.9 here, got {got:.2f}: are the "
+                                     f"features indexed with the `train`/`test` rows (not the first rows), and are "
+                                     f"the mean and std for standardising taken from the training rows only?")
         x, labels, train, test = _probe_data(flip_test=True, seed=6)
-        case = "test labels that contradict the training rows"
+        case = "test labels that contradict the training rows (rows split at random)"
         got = c.call(probe_accuracy, x.clone(), list(labels), list(train), list(test), case=case)
         c.that(isinstance(got, float), case, f"expected a float, got {type(got).__name__}")
         c.that(got <= 0.2, case, f"a probe fitted on the training rows only must fail these test rows, got "
-                                 f"accuracy {got:.2f}: did the test rows leak into training, or is this the "
-                                 f"training accuracy?")
+                                 f"accuracy {got:.2f}: did the test rows leak into training, is this the "
+                                 f"training accuracy, or did you take the first len(train) rows as the training rows?")

@@ -75,7 +75,7 @@ def check_pass_at_k(pass_at_k) -> None:
 
 
 def _book_wins() -> np.ndarray:
-    """Win counts of AI Engineering's (ch. 4) five-model table."""
+    """Win counts of AI Engineering's five-model table (ch. 3, Table 3-6)."""
     return ranking.win_matrix(ranking.matches_from_win_rates(ranking.BOOK_WIN_RATES))
 
 
@@ -86,7 +86,8 @@ def check_bradley_terry(bradley_terry) -> None:
     np.fill_diagonal(known, 0)
     with Check("Exercise 09.4 bradley_terry") as c:
         for case, wins in (("wins generated from strengths [0.1, 0.2, 0.3, 0.4]", known),
-                           ("AI Engineering's five-model table (1,000 matches per pair)", _book_wins()),
+                           ("AI Engineering's five-model table (ch. 3, Table 3-6; 1,000 matches per pair)",
+                            _book_wins()),
                            ("three players, wins [[0, 6, 3], [4, 0, 7], [2, 5, 0]]",
                             np.array([[0, 6, 3], [4, 0, 7], [2, 5, 0]], dtype=float))):
             got = c.call(bradley_terry, wins.copy(), 1000, case=case)
@@ -98,22 +99,28 @@ def check_bradley_terry(bradley_terry) -> None:
             c.close(got, expected, case=case, atol=1e-5, rtol=1e-4)
 
 
+def _interval(c: Check, got, case: str) -> tuple[float, float]:
+    """The learner's (low, high) as two floats, failing the case when it is not a pair of numbers."""
+    c.that(isinstance(got, tuple) and len(got) == 2, case, f"expected a (low, high) tuple, got {got!r}")
+    for x in got:
+        c.that(isinstance(x, (int, float, np.number)) and not isinstance(x, bool), case,
+               f"expected two numbers (low, high), got {type(x).__name__}")
+    return float(got[0]), float(got[1])
+
+
 def check_bootstrap_ci(bootstrap_ci) -> None:
     """Exercise 09.5: percentile bootstrap interval of the mean (resample with replacement, same size)."""
     values = np.random.default_rng(5).normal(70, 12, size=300)
     se = values.std() / math.sqrt(len(values))
     with Check("Exercise 09.5 bootstrap_ci") as c:
         case = "five identical scores"
-        got = c.call(bootstrap_ci, [3.0] * 5, 500, 0.95, 0, case=case)
-        c.that(isinstance(got, tuple) and len(got) == 2, case, f"expected a (low, high) tuple, got {got!r}")
-        c.close(got[0], 3.0, case=case)
-        c.close(got[1], 3.0, case=case)
+        low, high = _interval(c, c.call(bootstrap_ci, [3.0] * 5, 500, 0.95, 0, case=case), case)
+        c.close(low, 3.0, case=case)
+        c.close(high, 3.0, case=case)
         for confidence in (0.95, 0.8):
             z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
             case = f"300 scores, confidence {confidence}"
-            got = c.call(bootstrap_ci, values.copy(), 4000, confidence, 0, case=case)
-            c.that(isinstance(got, tuple) and len(got) == 2, case, f"expected a (low, high) tuple, got {got!r}")
-            low, high = (float(x) for x in got)
+            low, high = _interval(c, c.call(bootstrap_ci, values.copy(), 4000, confidence, 0, case=case), case)
             c.that(low <= values.mean() <= high, case, f"the interval ({low:.3f}, {high:.3f}) must contain the mean "
                                                        f"{values.mean():.3f}")
             width, want = high - low, 2 * z * se
@@ -121,6 +128,27 @@ def check_bootstrap_ci(bootstrap_ci) -> None:
                    f"interval width should be about {want:.3f} (the {confidence:.0%} interval: quantiles "
                    f"{(1 - confidence) / 2:.3g} and {1 - (1 - confidence) / 2:.3g} of the resampled means, each "
                    f"resample the same size as the data, drawn with replacement), got {width:.3f}")
+        # Small 0/1 samples: the resampled mean is k/20 with k ~ Binomial(20, share); the quantiles below sit far
+        # from the steps of that distribution, so every correct resampler gets exactly these endpoints.
+        for ones, confidence, want, why in (
+                ([3, 11], 0.95, (0.0, 0.25), "a normal approximation goes below 0 here, and resamples drawn "
+                                             "without replacement or smaller than the data are too narrow"),
+                ([19], 0.9, (0.0, 0.15), "the one correct item is the LAST: every index 0..n-1 must be drawable "
+                                         "(rng.integers' high is exclusive)")):
+            data = [1.0 if i in ones else 0.0 for i in range(20)]
+            case = f"{len(ones)} of 20 correct (at positions {ones}), confidence {confidence}"
+            low, high = _interval(c, c.call(bootstrap_ci, list(data), 4000, confidence, 0, case=case), case)
+            c.that(0.0 <= low <= high <= 1.0, case, f"a percentile interval of 0/1 scores lies inside [0, 1], got "
+                                                    f"({low:.4g}, {high:.4g}): {why}")
+            c.that(math.isclose(low, want[0], abs_tol=1e-9) and math.isclose(high, want[1], abs_tol=1e-9), case,
+                   f"expected {want}, got ({low:.4g}, {high:.4g}): {why}")
+        case = "the seed: the same seed twice gives the same interval, another seed a different one"
+        runs = [_interval(c, c.call(bootstrap_ci, values.copy(), 500, 0.95, seed, case=case), case)
+                for seed in (3, 3, 4)]
+        c.that(runs[0] == runs[1], case, f"seed 3 twice gave {runs[0]} and {runs[1]}: draw every resample from "
+                                         f"np.random.default_rng(seed)")
+        c.that(runs[0] != runs[2], case, f"seeds 3 and 4 gave the same interval {runs[0]}: use the seed argument, "
+                                         f"not a fixed one")
 
 
 def check_token_f1(token_f1) -> None:

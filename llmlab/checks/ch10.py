@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmlab.checks import Check
+from llmlab.checks import Check, call_forbidding
 from llmlab.serving import cost, latency, prefix_cache, roofline, utilization
 
 
@@ -49,6 +49,11 @@ def check_mbu(mbu) -> None:
             _number(c, c.call(mbu, *args, case=case), utilization.mbu(*args), case, hints)
 
 
+_LIBRARY_PERCENTILES = ["numpy.percentile", "numpy.quantile", "numpy.nanpercentile", "numpy.nanquantile",
+                        "numpy.median", "torch.quantile", "statistics.quantiles", "statistics.median",
+                        "llmlab.serving.latency.percentile"]
+
+
 def check_percentile(percentile) -> None:
     """Exercise 10.2: q-th percentile with linear interpolation between sorted values (numpy's default)."""
     book = list(latency.BOOK_TTFTS_MS)
@@ -59,7 +64,8 @@ def check_percentile(percentile) -> None:
     with Check("Exercise 10.2 percentile") as c:
         for case, values, q in cases:
             expected = latency.percentile(values, q)
-            got = c.call(percentile, list(values), q, case=case)
+            got = call_forbidding(c, percentile, list(values), q, case=case, forbidden=_LIBRARY_PERCENTILES,
+                                  hint="sort, then interpolate between two neighbours in plain Python")
             c.that(isinstance(got, (int, float)) and not isinstance(got, bool), case,
                    f"expected a number, got {type(got).__name__}")
             hint = ""
@@ -106,6 +112,7 @@ def check_prefill_tokens(prefill_tokens) -> None:
         "nothing shared": [[7, 8], [9], [10, 11, 12]],
         "one request": [[4, 5, 6]],
         "the same prompt three times": [[5, 6, 7, 8]] * 3,
+        "shared tokens in another order (only a shared PREFIX is reusable)": [[1, 2, 3, 4], [4, 3, 2, 1], [9, 1, 2, 3]],
     }
     with Check("Exercise 10.4 prefill_tokens") as c:
         for case, reqs in cases.items():

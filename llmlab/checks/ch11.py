@@ -48,7 +48,8 @@ def check_bm25_score(bm25_score) -> None:
 
 def check_cosine_top_k(cosine_top_k) -> None:
     """Exercise 11.2: cosine similarity top-k: (scores (k,), indices (k,)), best first."""
-    matrix = torch.tensor([[10.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.2, 0.1], [0.5, 0.4, 0.3], [-1.0, 0.0, 0.0]])
+    # no two cosines tie for any query below (a tie's order would be arbitrary)
+    matrix = torch.tensor([[10.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.2, 0.1], [0.6, 0.4, 0.3], [-1.0, 0.0, 0.0]])
     with Check("Exercise 11.2 cosine_top_k") as c:
         for query, k, why in [(torch.tensor([1.0, 1.0, 0.0]), 2, "rows of very different lengths"),
                               (torch.tensor([0.0, 2.0, 1.0]), 3, "a query that is not unit length"),
@@ -72,7 +73,9 @@ def check_reciprocal_rank_fusion(reciprocal_rank_fusion) -> None:
     with Check("Exercise 11.3 reciprocal_rank_fusion") as c:
         for rankings, k in [([["a", "b", "c"], ["b", "a", "d"]], 60),
                             ([["x", "y"], ["z"], ["y", "z", "x"]], 60),
-                            ([["p", "q", "r", "s"], ["s", "r"]], 1)]:
+                            ([["p", "q", "r", "s"], ["s", "r"]], 1),
+                            # ties against alphabetical order: b ties a (b seen first), c ties d (c seen first)
+                            ([["b", "a", "c", "d"], ["a", "b", "d", "c"]], 60)]:
             case = f"rankings {rankings}, k={k}"
             got = c.call(reciprocal_rank_fusion, [list(r) for r in rankings], k, case=case)
             expected = hybrid.reciprocal_rank_fusion(rankings, k)
@@ -91,7 +94,8 @@ def check_recall_at_k(recall_at_k) -> None:
     """Exercise 11.4a: recall@k = |gold ∩ top-k| / |gold|."""
     with Check("Exercise 11.4a recall_at_k") as c:
         for ranked, gold, k in [(["x", "a", "b"], ["a", "b"], 2), (["x", "a", "b"], ["a"], 5),
-                                (["a", "b", "c", "d"], ["d"], 3), (["a"], ["a"], 1), (["b", "a"], ["a", "c"], 10)]:
+                                (["a", "b", "c", "d"], ["d"], 3), (["a"], ["a"], 1), (["b", "a"], ["a", "c"], 10),
+                                (["a", "b", "c", "d"], ["c", "a", "b"], 2)]:               # k < number of gold ids
             case = f"ranked {ranked}, gold {gold}, k={k}"
             c.close(c.call(recall_at_k, list(ranked), list(gold), k, case=case),
                     metrics.recall_at_k(ranked, gold, k), case=case)
@@ -119,8 +123,8 @@ def _tools() -> dict:
 
 
 def check_agent_step(agent_step) -> None:
-    """Exercise 11.5: parse the reply, run the tool, append [assistant reply, user 'Observation: ...']."""
-    with Check("Exercise 11.5 agent_step") as c:
+    """Exercise 11.6: parse the reply, run the tool, append [assistant reply, user 'Observation: ...']."""
+    with Check("Exercise 11.6 agent_step") as c:
         history = [{"role": "system", "content": "tools"}, {"role": "user", "content": "task"}]
         for reply, why in [('{"tool": "orders", "input": "Q-1000"}', "an orders call"),
                            ('{"tool": "calculator", "input": "2 * 10.50"}', "a calculator call"),

@@ -40,7 +40,7 @@ def check_jaccard(jaccard) -> None:
 
 
 def check_minhash_signature(minhash_signature) -> None:
-    """Exercise 12.2: per hash function p, the minimum over items of ((a[p]*h + b[p]) mod (2**61-1)) & (2**32-1)."""
+    """Exercise 12.2: per hash p, the min over items of (((a[p]*h + b[p]) mod 2**64) mod (2**61-1)) & (2**32-1)."""
     rng = np.random.default_rng(12)
     with Check("Exercise 12.2 minhash_signature") as c:
         for n_items, n_perm in [(1, 4), (6, 8), (40, 16)]:
@@ -63,9 +63,17 @@ def check_minhash_signature(minhash_signature) -> None:
                      dtype=np.uint64)
         case = "datasketch's 64 permutations on two sentences"
         sx, sy = c.call(minhash_signature, x, a, b, case=case), c.call(minhash_signature, y, a, b, case=case)
-        c.that(np.array_equal(np.asarray(sx, dtype=np.uint64), de.minhash_from_hashes(x, a, b)) and
-               np.array_equal(np.asarray(sy, dtype=np.uint64), de.minhash_from_hashes(y, a, b)), case,
-               "signatures differ from datasketch's (check the order: multiply, add, mod 2**61-1, then & 2**32-1)")
+        for name, got, items in (("first", sx, x), ("second", sy, y)):
+            want = de.minhash_from_hashes(items, a, b)
+            c.that(isinstance(got, np.ndarray) and got.shape == want.shape, case + f", {name} sentence",
+                   f"expected a numpy array of shape {want.shape}, got {type(got).__name__} "
+                   f"{tuple(getattr(got, 'shape', ()))}")
+            wrong = np.flatnonzero(np.asarray(got).astype(np.uint64) != want)
+            c.that(wrong.size == 0, case + f", {name} sentence",
+                   f"{wrong.size} of {want.size} values differ from datasketch's; first at {wrong[:1].tolist()}: "
+                   f"expected {want[wrong[:1]].tolist()}, got {np.asarray(got)[wrong[:1]].tolist()}. These a go up to "
+                   f"2**61, so a·h + b overflows 64 bits: compute it in numpy uint64, which wraps modulo 2**64 as "
+                   f"datasketch does (Python ints do not wrap), then take mod 2**61-1, then & 2**32-1")
 
 
 def check_overlap_share(overlap_share) -> None:
@@ -82,6 +90,8 @@ def check_overlap_share(overlap_share) -> None:
         ("n-grams must not cross from one training text to the next", "river bank what is the", train, 3),
         ("a test text shorter than n is one n-gram (the whole text)", "the capital of peru", train, 6),
         ("n = 1", "fox and cat and dog", train, 1),
+        ("a short test text that IS a short training text (both one whole-text n-gram)", "Lima is big!",
+         train + ["lima is BIG"], 4),
     ]
     with Check("Exercise 12.3 overlap_share") as c:
         for case, text, tr, n in cases:
@@ -104,10 +114,25 @@ def check_quality_problem(quality_problem) -> None:
         ("What is the capital of Peru?", "The capital of Peru is Lima, and Lima is big."),
         ("Name it.", "Rome"),
         ("What is the capital of Peru?", "Lima, Peru: population 10 million."),
+        # rows exactly at each threshold, and rows where a near-miss reading of a rule gives another answer
+        ("Where is it?", "Lima -- Peru", "de.words finds 2 words; .split() finds 3"),
+        ("Which numbers?", "It's 3-4", "de.words finds 3 words; .split() finds 2"),
+        ("Is 2+2=4?", "Yes, it is so!!", "alnum share exactly 0.7: not below 0.7"),
+        ("Translate gato and perro", "It means cat, dog.", "English share exactly 0.25: not below 0.25"),
+        ("What did the fox do?", "The fox ran, the fox ran far",
+         "1 of 5 word 3-grams repeats: 0.2 is not more than 0.2 (2-grams: 2 of 6)"),
+        ("What did the fox do, and what did it see?", "big red fox ran big red fox sat big red fox",
+         "2 of 9 word 3-grams repeat (no 4-gram does)"),
+        ("What did the fox do?", "red fox ran, red fox sat, red fox", "2-grams repeat, 3-grams do not"),
+        ("What did you see?", "Go to Lima. Go to Lima! Go to Peru",
+         "3-grams of de.words repeat; 3-grams of .split() keep the punctuation and do not"),
+        ("Write the formula for the area of a circle please", "A = pi * r^2",
+         "the response alone is 5/8 alnum, under 0.7; instruction + response is not"),
+        ("{{#$%^&*}} ???", "The answer is four.", "the instruction's symbols count too"),
     ]
     with Check("Exercise 12.4 quality_problem") as c:
-        for instruction, response in rows:
-            case = f"instruction {instruction!r}, response {response!r}"
+        for instruction, response, *why in rows:
+            case = f"instruction {instruction!r}, response {response!r}" + (f" ({why[0]})" if why else "")
             got = c.call(quality_problem, instruction, response, case=case)
             c.equal(got, de.quality_problem(instruction, response), case=case)
 
