@@ -9,7 +9,7 @@ import numpy as np
 
 from llmlab import validate as V
 
-# AI Engineering (Chip Huyen, 2025), chapter 4: win rates of model i over model j, 1,000 matches per pair.
+# AI Engineering (Chip Huyen, 2025), chapter 3 (Table 3-6): win rates of model i over model j, 1,000 matches per pair.
 BOOK_WIN_RATES: dict[tuple[int, int], float] = {
     (1, 2): 0.90, (1, 3): 0.40, (1, 4): 0.15, (1, 5): 0.10, (2, 3): 0.60,
     (2, 4): 0.80, (2, 5): 0.80, (3, 4): 0.70, (3, 5): 0.10, (4, 5): 0.20,
