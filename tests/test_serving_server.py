@@ -227,3 +227,10 @@ def test_a_disconnected_client_has_its_request_aborted_and_slot_freed(w, monkeyp
         health = _wait_for(url, lambda h: h["aborted"] == 1)
         assert health["active"] == 0 and health["completed"] == 0
         assert len(server.post_generate(url, [7], 3)["tokens"]) == 3  # the slot is free
+
+
+def test_other_methods_get_a_405_not_a_5xx(w):
+    with server.serve(w, max_batch=1, timeout=20) as url:
+        for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+            status, reply = load.request(url, method, "/generate", b"{}")
+            assert status == 405 and reply["field"] == "method", (method, status)

@@ -82,6 +82,7 @@ class ContinuousBatcher:
         self.eos_token_id = eos_token_id
         self.prefix_cache = prefix_cache
         self.waiting: list[Request] = []
+        self.admitting: list[Request] = []  # out of the queue, being prefilled
         self.active: list[Request] = []
         self.steps = 0
         self.batch_sizes: list[int] = []
@@ -146,9 +147,9 @@ class ContinuousBatcher:
     def fail_all(self, status: int, error: str) -> None:
         """Finish every waiting and running request with an error reply."""
         with self._lock:
-            for req in self.waiting + self.active:
+            for req in self.waiting + self.admitting + self.active:
                 self._finish(req, status, error)
-            self.waiting, self.active = [], []
+            self.waiting, self.admitting, self.active = [], [], []
 
     def _emit(self, req: Request, token: int) -> bool:
         """Record a new token; returns True (and finishes the request) when it is done."""
@@ -202,11 +203,13 @@ class ContinuousBatcher:
                 self._finish(req, CLIENT_GONE, "aborted")
             joining = self.waiting[:self.max_batch - len(self.active)]
             del self.waiting[:len(joining)]
+            self.admitting = joining
         for req in joining:
             try:
                 self._admit(req)
             except Exception as exc:  # noqa: BLE001 - this request alone fails
                 self._finish(req, 500, f"prefill failed: {type(exc).__name__}: {exc}")
+        self.admitting = []
         if not self.active:
             return bool(joining)
         next_tokens = self._next_tokens()
@@ -239,7 +242,7 @@ class ContinuousBatcher:
         deadline = time.monotonic() + timeout
         with self._lock:
             self.closing = True
-            while (self.waiting or self.active) and self.alive and time.monotonic() < deadline:
+            while (self.waiting or self.admitting or self.active) and self.alive and time.monotonic() < deadline:
                 self._lock.wait(timeout=min(0.05, max(deadline - time.monotonic(), 0.0)))
 
 
@@ -288,6 +291,11 @@ def _handler(batcher: ContinuousBatcher, timeout: float, max_body_bytes: int):
                 return self._reply(405, {"error": "use POST /generate", "field": "method"})
             self._reply(404, {"error": f"unknown path {self.path!r}; use POST /generate or GET /health",
                               "field": "path"})
+
+        def _method_not_allowed(self):
+            self._reply(405, {"error": f"use POST /generate or GET /health, got {self.command}", "field": "method"})
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
 
         def do_POST(self):
             if self.path != "/generate":
