@@ -6,7 +6,7 @@ import pytest
 from checks_harness import CheckCase, make_tests
 
 from llmlab.checks import CheckFailed, ch10
-from llmlab.serving import cost, latency, prefix_cache, roofline, utilization
+from llmlab.serving import batching, cost, latency, prefix_cache, roofline, utilization
 
 
 # 10.1 MBU
@@ -184,6 +184,90 @@ def cost_forgets_hours(dollars_per_hour, tokens_per_s):
     return dollars_per_hour / tokens_per_s * 1e6
 
 
+# 10.7 scheduler step: one configurable scheduler, each flag a mistake a learner makes
+def _scheduler(name: str, budget: str = "reserved", cmp: str = "<=", batch_cmp: str = "<", fifo: str = "stop",
+               retire: str = "done", made_on_admit: int = 1, order: str = "admit-decode-retire"):
+    def reservation(r):
+        return {"reserved": r["prompt"] + r["max_new"], "per-request": r["prompt"] + r["max_new"],
+                "prompt": r["prompt"], "used": r["prompt"] + r["made"]}[budget]
+
+    def fits(reserved, r, budget_):
+        total = reservation(r) if budget == "per-request" else reserved + reservation(r)
+        return {"<=": total <= budget_, "<": total < budget_, "none": True}[cmp]
+
+    def finished(r):
+        return {"done": r["made"] >= r["max_new"], "early": r["made"] >= r["max_new"] - 1,
+                "late": r["made"] > r["max_new"]}[retire]
+
+    def step(waiting, running, max_batch, token_budget):
+        waiting, running = [dict(r) for r in waiting], [dict(r) for r in running]
+        retired_first = []
+        if order == "decode-retire-admit":
+            for r in running:
+                r["made"] += 1
+            retired_first = [r for r in running if finished(r)]
+            running = [r for r in running if not finished(r)]
+        if order == "retire-before-decode":  # retires what is one token from done, without making that token
+            retired_first = [r for r in running if r["made"] + 1 >= r["max_new"]]
+        reserved = sum(reservation(r) for r in running)
+        admitted, queue = [], waiting if fifo != "lifo" else waiting[::-1]
+        skipped = []
+        while queue:
+            slots_ok = (len(running) + len(admitted) < max_batch) if batch_cmp == "<" else (
+                len(running) + len(admitted) <= max_batch)
+            if not slots_ok:
+                break
+            if not fits(reserved, queue[0], token_budget):
+                if fifo == "skip":
+                    skipped.append(queue.pop(0))
+                    continue
+                break
+            r = queue.pop(0)
+            r["made"] = made_on_admit
+            reserved += reservation(r)
+            admitted.append(r)
+        rest = skipped + queue
+        if fifo == "lifo":
+            rest = rest[::-1]
+        if order == "decode-retire-admit":
+            return (rest, running + [r for r in admitted if not finished(r)],
+                    retired_first + [r for r in admitted if finished(r)])
+        if order == "retire-before-decode":
+            kept = [r for r in running if all(r is not d for d in retired_first)]
+            for r in kept:
+                r["made"] += 1
+            return (rest, [r for r in kept + admitted if not finished(r)],
+                    retired_first + [r for r in admitted if finished(r)])
+        for r in running:
+            r["made"] += 1
+        if order == "admitted-not-retired":
+            return rest, [r for r in running if not finished(r)] + admitted, [r for r in running if finished(r)]
+        batch = running + admitted
+        return rest, [r for r in batch if not finished(r)], [r for r in batch if finished(r)]
+
+    step.__name__ = name
+    return step
+
+
+SCHEDULER_WRONG = [
+    _scheduler("sched_ignores_budget", cmp="none"),
+    _scheduler("sched_budget_exclusive", cmp="<"),
+    _scheduler("sched_budget_prompt_only", budget="prompt"),
+    _scheduler("sched_budget_counts_tokens_made", budget="used"),
+    _scheduler("sched_budget_per_request_not_batch", budget="per-request"),
+    _scheduler("sched_max_batch_off_by_one", batch_cmp="<="),
+    _scheduler("sched_skips_ahead_fifo_violated", fifo="skip"),
+    _scheduler("sched_lifo", fifo="lifo"),
+    _scheduler("sched_retires_one_token_early", retire="early"),
+    _scheduler("sched_retires_one_step_late", retire="late"),
+    _scheduler("sched_retires_before_the_last_token", order="retire-before-decode"),
+    _scheduler("sched_admitted_also_decode", made_on_admit=2),
+    _scheduler("sched_prefill_makes_no_token", made_on_admit=0),
+    _scheduler("sched_never_retires_admitted", order="admitted-not-retired"),
+    _scheduler("sched_frees_the_budget_before_admitting", order="decode-retire-admit"),
+]
+
+
 CASES = [
     CheckCase(ch10.check_mbu, utilization.mbu,
               [mbu_forgets_bytes_per_param, mbu_in_bits, mbu_gib, mbu_percent, mbu_forgets_gb]),
@@ -204,6 +288,7 @@ CASES = [
                intensity_output_as_k_by_n]),
     CheckCase(ch10.check_cost_per_million, cost.cost_per_million_tokens,
               [cost_per_thousand, cost_per_minute, cost_forgets_hours]),
+    CheckCase(ch10.check_scheduler_step, batching.continuous_step, SCHEDULER_WRONG),
 ]
 
 test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
@@ -221,7 +306,33 @@ test_passes, test_fails_on_stub, test_fails_on_wrong = make_tests(CASES)
     (ch10.check_matmul_intensity, intensity_no_output, "output write"),
     (ch10.check_matmul_intensity, intensity_no_factor_two, "2 FLOPs"),
     (ch10.check_cost_per_million, cost_per_thousand, "not per thousand"),
+    (ch10.check_scheduler_step, SCHEDULER_WRONG[6], "may not skip ahead"),
+    (ch10.check_scheduler_step, SCHEDULER_WRONG[1], "fits the budget exactly"),
 ])
+
 def test_failure_messages_speak_learner_words(check, wrong, words):
     with pytest.raises(CheckFailed, match=words):
         check(wrong)
+
+
+def test_the_configurable_scheduler_is_right_when_no_mistake_is_switched_on(capsys):
+    ch10.check_scheduler_step(_scheduler("sched_right"))
+    assert "✔" in capsys.readouterr().out
+
+
+def test_a_scheduler_that_mutates_its_inputs_in_place_still_passes(capsys):
+    def in_place(waiting, running, max_batch, token_budget):
+        reserved = sum(r["prompt"] + r["max_new"] for r in running)
+        for r in running:
+            r["made"] += 1
+        while waiting and len(running) < max_batch and reserved + waiting[0]["prompt"] + waiting[0]["max_new"] <= \
+                token_budget:
+            r = waiting.pop(0)
+            r["made"] = 1
+            reserved += r["prompt"] + r["max_new"]
+            running.append(r)
+        retired = [r for r in running if r["made"] == r["max_new"]]
+        return waiting, [r for r in running if r not in retired], retired
+
+    ch10.check_scheduler_step(in_place)
+    assert "✔" in capsys.readouterr().out

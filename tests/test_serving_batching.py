@@ -62,3 +62,31 @@ def test_fit_step_time_recovers_a_line():
 def test_bad_input_names_the_parameter(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def _req(i, prompt, max_new, made=0):
+    return {"id": i, "prompt": prompt, "max_new": max_new, "made": made}
+
+
+def test_continuous_step_admits_fifo_within_the_budget_decodes_and_retires():
+    running = [_req(0, 3, 5, made=4), _req(1, 3, 5, made=3)]  # 16 tokens reserved
+    waiting = [_req(2, 2, 1), _req(3, 2, 3), _req(4, 9, 9), _req(5, 1, 1)]
+    w, r, done = B.continuous_step(waiting, running, max_batch=8, token_budget=24)
+    assert [x["id"] for x in w] == [4, 5]  # 4 does not fit (16 + 3 + 5 + 18 > 24), and 5 may not skip ahead of it
+    assert {x["id"]: x["made"] for x in r} == {1: 4, 3: 1}
+    assert sorted(x["id"] for x in done) == [0, 2]  # 0 made its last token; 2 needed only its first
+    assert running[0]["made"] == 4 and len(waiting) == 4  # the inputs are left alone
+    assert B.continuous_step([_req(0, 1, 2)], [], max_batch=1, token_budget=3)[1][0]["made"] == 1  # exact fit
+    assert B.continuous_step([_req(0, 1, 2), _req(1, 1, 1)], [], max_batch=1, token_budget=9)[0][0]["id"] == 1
+
+
+def test_a_token_budget_slows_admission_and_is_validated():
+    arr, out = [0.0] * 4, [4, 4, 4, 4]
+    free = B.simulate("continuous", arr, out, STEP, max_batch=4, prompt_tokens=[4] * 4)
+    tight = B.simulate("continuous", arr, out, STEP, max_batch=4, prompt_tokens=[4] * 4, token_budget=16)
+    assert np.isfinite(tight.finish).all() and tight.finish.max() > free.finish.max()
+    with pytest.raises(ValueError, match="token_budget"):
+        B.simulate("continuous", arr, out, STEP, prompt_tokens=[4] * 4, token_budget=7)
+    stuck = lambda waiting, running, max_batch, budget: (waiting, running, [])  # noqa: E731 - admits nothing
+    with pytest.raises(RuntimeError, match="progress"):
+        B.simulate("continuous", arr, out, STEP, scheduler=stuck)

@@ -157,3 +157,70 @@ def check_cost_per_million(cost_per_million_tokens) -> None:
         for case, args in cases:
             _number(c, c.call(cost_per_million_tokens, *args, case=case), cost.cost_per_million_tokens(*args),
                     case, hints)
+
+
+def _requests(rows: list[tuple[int, int, int, int]]) -> list[dict]:
+    """Request dicts from (id, prompt, max_new, made) rows."""
+    return [{"id": i, "prompt": p, "max_new": n, "made": m} for i, p, n, m in rows]
+
+
+# (case, waiting rows, running rows, max_batch, token_budget): each case is built so one family of mistakes
+# gives a different answer from the right one
+_SCHEDULER_CASES = [
+    ("the next request fits the budget exactly (10 reserved + 6 = 16 of 16): admit it",
+     [(1, 2, 4, 0)], [(0, 4, 6, 2)], 4, 16),
+    ("request 1 does not fit (10 + 10 > 13); request 2 would, but may not skip ahead of it (first come, first served)",
+     [(1, 5, 5, 0), (2, 1, 1, 0)], [(0, 4, 6, 2)], 4, 13),
+    ("2 running, max_batch 3: one slot, so admit request 2 only", [(2, 1, 2, 0), (3, 1, 2, 0)],
+     [(0, 2, 9, 3), (1, 2, 9, 5)], 3, 100),
+    ("request 0 makes its last token and request 1 its fourth; request 2 (max_new 1) retires right after its "
+     "prefill, request 3 stays", [(2, 2, 1, 0), (3, 2, 3, 0)], [(0, 3, 5, 4), (1, 3, 5, 3)], 4, 100),
+    ("request 0 finishes this step but holds its 8 tokens while the step runs: request 1 (8 more) does not fit 12",
+     [(1, 4, 4, 0)], [(0, 3, 5, 4)], 4, 12),
+    ("the budget counts prompt + max_new of every request: 12 reserved + 8 > 16, so request 1 waits",
+     [(1, 2, 6, 0)], [(0, 2, 10, 3)], 4, 16),
+    ("an empty batch admits from the front of the queue, in order, until max_batch",
+     [(0, 3, 4, 0), (1, 3, 2, 0), (2, 3, 2, 0)], [], 2, 100),
+    ("nothing waiting: decode and retire only", [], [(0, 1, 3, 2), (1, 1, 3, 1)], 4, 100),
+]
+
+
+def _summary(result) -> tuple[list[int], dict[int, int], dict[int, int]]:
+    """(waiting ids in order, running id → made, retired id → made) of a (waiting, running, retired) result."""
+    waiting, running, retired = result
+    return ([r["id"] for r in waiting], {r["id"]: r["made"] for r in running}, {r["id"]: r["made"] for r in retired})
+
+
+def check_scheduler_step(scheduler_step) -> None:
+    """Exercise 10.7: one continuous-batching step (admit FIFO under max_batch and the token budget, decode, retire)."""
+    import copy
+
+    import numpy as np
+
+    from llmlab.serving import batching
+
+    with Check("Exercise 10.7 scheduler_step") as c:
+        for case, waiting, running, max_batch, budget in _SCHEDULER_CASES:
+            args = (_requests(waiting), _requests(running), max_batch, budget)
+            got = c.call(scheduler_step, *copy.deepcopy(args), case=case)
+            c.that(isinstance(got, tuple) and len(got) == 3 and all(isinstance(x, list) for x in got), case,
+                   f"expected a tuple of three lists (waiting, running, retired), got {type(got).__name__}")
+            try:
+                mine = _summary(got)
+            except (KeyError, TypeError) as exc:
+                c.fail(case, f"each list must hold request dicts with 'id' and 'made', got {exc!r}")
+            want = _summary(batching.continuous_step(*args))
+            for name, g, w in zip(("waiting (ids, in order)", "running (id: made)", "retired (id: made)"), mine, want):
+                c.that(g == w, case, f"{name}: expected {w}, got {g}")
+        case = "driving the simulator: 40 Poisson requests, max_batch 4, a budget of 40 tokens"
+        rng = np.random.default_rng(3)
+        trace = (batching.poisson_arrivals(40, 2.0, seed=3), rng.integers(1, 12, 40),
+                 batching.linear_step_time(0.05, 0.01))
+        kwargs = {"max_batch": 4, "prefill_time": 0.02, "prompt_tokens": rng.integers(1, 20, 40), "token_budget": 40}
+        try:
+            got = batching.simulate("continuous", *trace, scheduler=scheduler_step, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the learner's scheduler made the simulation fail
+            c.fail(case, f"the simulation with your scheduler_step raised {type(exc).__name__}: {exc}")
+        want = batching.simulate("continuous", *trace, **kwargs)
+        c.that(np.allclose(got.finish, want.finish, equal_nan=False), case,
+               f"finish times differ: expected mean {want.finish.mean():.3f} s, got {np.nanmean(got.finish):.3f} s")

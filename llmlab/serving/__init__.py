@@ -8,5 +8,8 @@ One concern per module:
     batching.py      a simulator of static, dynamic and continuous batching under Poisson arrivals
     engine.py        batched and ragged (continuous-batching) decode steps on the kit's own model code
     prefix_cache.py  reuse the KV cache of a shared prompt prefix
-    server.py        a continuous-batching HTTP server on loopback and a Poisson load generator
+    protocol.py      the server's door: parse and validate a request body (4xx naming the field)
+    server.py        a continuous-batching HTTP server on loopback: isolation, backpressure, draining, /health
+    load.py          a loopback client and a Poisson load generator
+    fuzz.py          a fuzz-and-load driver: many clients, good requests and every bad kind
 """

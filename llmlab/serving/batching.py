@@ -7,11 +7,14 @@ its tokens one per step; its first token comes with the prefill.
 - static:     wait until `max_batch` requests are waiting (the last batch goes when no more will come), run the
               batch until its longest request is done; finished sequences keep their slot idle.
 - dynamic:    like static, but a batch also goes when its oldest request has waited `window` seconds.
-- continuous: between any two steps, finished requests leave and waiting ones join (up to `max_batch`).
+- continuous: between any two steps, finished requests leave and waiting ones join (up to `max_batch`, and
+              optionally a token budget: each request in the batch reserves prompt + new tokens of KV cache).
+              One step of it is `continuous_step`; `simulate(..., scheduler=...)` runs any function like it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -104,9 +107,74 @@ def _run_to_completion(batch: list[int], start: float, out: np.ndarray, step_tim
     return t
 
 
+def reserved_tokens(request: dict) -> int:
+    """KV-cache tokens a request reserves while in the batch: its prompt plus every token it may generate."""
+    return request["prompt"] + request["max_new"]
+
+
+def continuous_step(waiting: list[dict], running: list[dict], max_batch: int,
+                    token_budget: float) -> tuple[list[dict], list[dict], list[dict]]:
+    """One continuous-batching step: admit (FIFO, within max_batch and the token budget), decode, retire.
+
+    A request is a dict {"id", "prompt", "max_new", "made"} (prompt tokens, tokens to generate, tokens made).
+    Admitted requests are prefilled (their first token, made = 1); requests already running make one more token;
+    every request that has made all its tokens retires. Returns (waiting, running, retired) as new lists.
+    """
+    waiting = [dict(r) for r in waiting]
+    running = [dict(r) for r in running]
+    reserved = sum(reserved_tokens(r) for r in running)
+    admitted = []
+    while (waiting and len(running) + len(admitted) < max_batch
+           and reserved + reserved_tokens(waiting[0]) <= token_budget):
+        request = waiting.pop(0)
+        request["made"] = 1
+        reserved += reserved_tokens(request)
+        admitted.append(request)
+    for request in running:
+        request["made"] += 1
+    batch = running + admitted
+    return (waiting, [r for r in batch if r["made"] < r["max_new"]],
+            [r for r in batch if r["made"] >= r["max_new"]])
+
+
+def _simulate_continuous(arr: np.ndarray, out: np.ndarray, prompts: np.ndarray, step_time, max_batch: int,
+                         prefill_time: float, token_budget: float, scheduler) -> tuple[np.ndarray, np.ndarray]:
+    """Drive `scheduler` (continuous_step's signature) over a trace; returns (first token, finish) times."""
+    n = len(arr)
+    first, finish = np.full(n, np.nan), np.full(n, np.nan)
+    waiting: list[dict] = []
+    running: list[dict] = []
+    t, nxt = 0.0, 0
+    for _ in range(int(out.sum()) + 2 * n + 1):  # every useful step admits a request or makes a token
+        if nxt >= n and not waiting and not running:
+            return first, finish
+        if not waiting and not running:
+            t = max(t, arr[nxt])
+        while nxt < n and arr[nxt] <= t:
+            waiting.append({"id": nxt, "prompt": int(prompts[nxt]), "max_new": int(out[nxt]), "made": 0})
+            nxt += 1
+        before = {r["id"] for r in running}
+        waiting, running, retired = scheduler(waiting, running, max_batch, token_budget)
+        for r in running + retired:
+            if r["id"] not in before:  # admitted now: prefilled one after another
+                t += prefill_time
+                first[r["id"]] = t
+        if before:
+            t += step_time(len(before))
+        for r in retired:
+            finish[r["id"]] = first[r["id"]] if r["id"] not in before else t
+    raise RuntimeError("the scheduler stopped making progress (no request admitted or finished)")
+
+
 def simulate(policy: str, arrivals: Sequence[float], output_tokens: Sequence[int], step_time: Callable[[int], float],
-             max_batch: int = 8, prefill_time: float = 0.0, window: float = 0.5) -> SimResult:
-    """Simulate one batching policy on one arrival trace; `window` (s) is the dynamic policy's longest wait."""
+             max_batch: int = 8, prefill_time: float = 0.0, window: float = 0.5,
+             prompt_tokens: Sequence[int] | None = None, token_budget: int | None = None,
+             scheduler: Callable | None = None) -> SimResult:
+    """Simulate one batching policy on one arrival trace; `window` (s) is the dynamic policy's longest wait.
+
+    continuous only: `token_budget` caps the batch's reserved prompt + new tokens (None: no cap), and `scheduler`
+    replaces `continuous_step` (the same signature).
+    """
     validate.one_of("policy", policy, POLICIES)
     validate.non_empty("arrivals", arrivals)
     validate.same_length(("arrivals", "output_tokens"), arrivals, output_tokens)
@@ -119,6 +187,13 @@ def simulate(policy: str, arrivals: Sequence[float], output_tokens: Sequence[int
         raise ValueError("arrivals must be sorted in time, they are not")
     if (out < 1).any():
         raise ValueError(f"output_tokens must all be >= 1, got min {out.min()}")
+    prompts = np.zeros(len(arr), dtype=int) if prompt_tokens is None else np.asarray(prompt_tokens, dtype=int)
+    validate.same_length(("arrivals", "prompt_tokens"), arr, prompts)
+    if token_budget is not None:
+        validate.positive_int("token_budget", token_budget)
+        if (prompts + out).max() > token_budget:
+            raise ValueError(f"token_budget must hold the largest request's prompt + output tokens, "
+                             f"{(prompts + out).max()}, got {token_budget}")
     n = len(arr)
     first, finish = np.full(n, np.nan), np.full(n, np.nan)
     t, nxt = 0.0, 0  # clock; index of the next request not yet admitted
@@ -131,27 +206,9 @@ def simulate(policy: str, arrivals: Sequence[float], output_tokens: Sequence[int
             nxt += len(batch)
             t = _run_to_completion(batch, go, out, step_time, prefill_time, first, finish)
     else:
-        active: list[int] = []
-        done_tokens = np.zeros(n, dtype=int)
-        while nxt < n or active:
-            if not active:
-                t = max(t, arr[nxt])
-            while nxt < n and arr[nxt] <= t and len(active) < max_batch:
-                t += prefill_time
-                first[nxt] = t
-                done_tokens[nxt] = 1
-                if out[nxt] == 1:
-                    finish[nxt] = t
-                else:
-                    active.append(nxt)
-                nxt += 1
-            if not active:
-                continue
-            t += step_time(len(active))
-            done_tokens[active] += 1
-            for i in [i for i in active if done_tokens[i] == out[i]]:
-                finish[i] = t
-                active.remove(i)
+        budget = math.inf if token_budget is None else token_budget
+        first, finish = _simulate_continuous(arr, out, prompts, step_time, max_batch, prefill_time, budget,
+                                             scheduler or continuous_step)
     return SimResult(policy, arr, first, finish, out)
 
 

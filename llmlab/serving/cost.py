@@ -26,14 +26,20 @@ def prompt_cost(input_tokens: int, cached_tokens: int, dollars_per_million: floa
 
 
 def cached_savings(requests: int, prefix_tokens: int, suffix_tokens: int, dollars_per_million: float,
-                   cached_discount: float) -> dict[str, float]:
-    """$ for `requests` prompts sharing a prefix, without and with a prompt cache (the first request fills it)."""
+                   cached_discount: float, write_premium: float = 0.0) -> dict[str, float]:
+    """$ for `requests` prompts sharing a prefix, without and with a prompt cache (the first request fills it).
+
+    Writing the cache is billed too: the first request pays its prefix at (1 + write_premium) × the input price
+    (Anthropic's prompt-caching pricing: 1.25× for a 5-minute cache, so write_premium=0.25; reads at 0.1×).
+    """
     validate.positive_int("requests", requests)
     validate.integer("prefix_tokens", prefix_tokens, low=0)
     validate.integer("suffix_tokens", suffix_tokens, low=0)
+    validate.number("write_premium", write_premium, 0)
     n = prefix_tokens + suffix_tokens
     uncached = requests * prompt_cost(n, 0, dollars_per_million, cached_discount)
-    cached = (prompt_cost(n, 0, dollars_per_million, cached_discount)
+    write = prefix_tokens * write_premium * dollars_per_million / 1e6
+    cached = (prompt_cost(n, 0, dollars_per_million, cached_discount) + write
               + (requests - 1) * prompt_cost(n, prefix_tokens, dollars_per_million, cached_discount))
     return {"uncached": uncached, "cached": cached, "saved": uncached - cached,
             "saved_fraction": (uncached - cached) / uncached if uncached else 0.0}

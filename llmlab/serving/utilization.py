@@ -23,6 +23,19 @@ def mbu(params: float, bytes_per_param: float, tokens_per_s: float, bandwidth_gb
     return bandwidth_used(params, bytes_per_param, tokens_per_s) / (bandwidth_gb_s * 1e9)
 
 
+def step_mbu(weight_bytes: float, kv_bytes: float, tpot: float, bandwidth_gb_s: float) -> float:
+    """MBU of one decode step at any batch, a fraction: (weight bytes + KV bytes read) ÷ TPOT ÷ peak bandwidth.
+
+    A step reads every weight once for the whole batch and each sequence's KV cache once; at batch 1 with a short
+    context it is `mbu` (params × bytes/param × tokens/s), which counts the weights once per *token* instead.
+    """
+    validate.number("weight_bytes", weight_bytes, 0, low_open=True)
+    validate.number("kv_bytes", kv_bytes, 0)
+    validate.number("tpot", tpot, 0, low_open=True)
+    validate.number("bandwidth_gb_s", bandwidth_gb_s, 0, low_open=True)
+    return (weight_bytes + kv_bytes) / tpot / (bandwidth_gb_s * 1e9)
+
+
 def flops_per_token(params: float) -> float:
     """Forward FLOPs per token, about 2 × parameters (one multiply and one add per weight; attention left out)."""
     validate.number("params", params, 0, low_open=True)
