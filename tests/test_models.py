@@ -33,7 +33,7 @@ def fake_spec(tmp_path, monkeypatch):
                             gguf_bytes=len(payload), description="test double")
     monkeypatch.setitem(models.MODELS, "fake", spec)
 
-    def convert(gguf: Path, out: Path) -> None:
+    def convert(gguf: Path, out: Path, dtype: torch.dtype = torch.float32) -> None:
         out.mkdir()
         (out / "model.safetensors").write_bytes(gguf.read_bytes()[::-1])
         (out / "config.json").write_text("{}", encoding="utf-8")
@@ -43,7 +43,8 @@ def fake_spec(tmp_path, monkeypatch):
 
 
 def test_unknown_model_name_lists_known_names():
-    with pytest.raises(ValueError, match=r"name must be one of \['smollm2-135m-instruct'\].*got 'gpt-9'"):
+    with pytest.raises(ValueError, match=r"name must be one of \['qwen2.5-coder-0.5b-instruct', "
+                                         r"'smollm2-135m-instruct'\].*got 'gpt-9'"):
         models.spec("gpt-9")
     with pytest.raises(ValueError, match="got 'gpt-9'"):
         models.load("gpt-9")
