@@ -226,3 +226,20 @@ def test_compute_dtype_is_bf16_only_on_cuda():
     assert models.compute_dtype(torch.device("cuda")) == torch.bfloat16
     assert models.compute_dtype(torch.device("cpu")) == torch.float32
     assert models.compute_dtype(torch.device("mps")) == torch.float32
+
+
+@pytest.mark.model
+def test_second_tier_answers_three_facts_when_fetched():
+    ok, why = fetch.verify(models.SECOND_TIER)
+    if not ok:
+        pytest.skip(f"opt-in tier not fetched ({why}); run: python -m llmlab fetch {models.SECOND_TIER}")
+    model, tok = models.load(models.SECOND_TIER, device="cpu")
+    assert model.dtype == torch.bfloat16 and model.config.model_type == "qwen2"
+    assert "no stated licence" in (models.model_dir(models.SECOND_TIER) / fetch.PROVENANCE).read_text(encoding="utf-8")
+
+    def ask(question: str) -> str:
+        return models.chat(model, tok, question, max_new_tokens=16)
+
+    assert "Paris" in ask("What is the capital of France? Answer in one word.")
+    assert "42" in ask("What is 17 + 25? Answer with the number only.")
+    assert ask("Is the sun a star? Answer yes or no.").lower().startswith("yes")
