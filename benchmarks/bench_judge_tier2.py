@@ -78,6 +78,26 @@ def pair_stats(original: list, swapped: list, human: list[str]) -> dict:
             "verdicts": {"original": original, "swapped": swapped}, "swapped_should_be": [flip[h] for h in human]}
 
 
+def averaged_stats(p_a_better: list[float], human: list[str]) -> dict:
+    """The order-averaged judge: answer a wins when P(a better), averaged over both orders, exceeds one half."""
+    verdicts = ["A" if p > 0.5 else "B" for p in p_a_better]
+    p_right = [p if h == "A" else 1 - p for p, h in zip(p_a_better, human)]
+
+    def kappa(rows: np.ndarray) -> float:
+        return _nan_safe(J.cohens_kappa([verdicts[i] for i in rows], [human[i] for i in rows]))
+
+    return {"verdicts": verdicts, "p_a_better": p_a_better, "agreement": ci([float(v == h) for v, h in
+                                                                             zip(verdicts, human)]),
+            "kappa": ci(p_right, kappa), "p_right": ci(p_right)}
+
+
+def p_right_both_orders(model, tok, question: str, right: str, wrong: str) -> float:
+    """The order-averaged probability, from the next-token A/B judge, that the right answer is the better one."""
+    first = J.judge_pair_logprob(model, tok, question, right, wrong)[1]
+    second = J.judge_pair_logprob(model, tok, question, wrong, right)[1]
+    return (first["A"] / (first["A"] + first["B"]) + second["B"] / (second["A"] + second["B"])) / 2
+
+
 def expected_score(probs: dict[str, float]) -> float:
     """The probability-weighted 1-5 score from the next-token probabilities of '1'..'5'."""
     total = sum(probs.values())
@@ -95,13 +115,20 @@ def measure(model, tok, per_problem: int) -> dict:
         replies.append(verdict.reply)
         return verdict.value
 
+    slot_a: list[float] = []  # P(A) / (P(A) + P(B)) of every next-token call, original order then swapped
+
     def logprob(q, a, b):
-        return J.judge_pair_logprob(model, tok, q, a, b)[0]
+        verdict, probs = J.judge_pair_logprob(model, tok, q, a, b)
+        slot_a.append(probs["A"] / (probs["A"] + probs["B"]))
+        return verdict
 
     free_run = J.run_pair_judge(free, items)
     next_run = J.run_pair_judge(logprob, items)
+    n = len(items)
+    p_a_better = [(slot_a[i] + 1 - slot_a[n + i]) / 2 for i in range(n)]  # answer a sits in slot B when swapped
     out = {"free": {**pair_stats(free_run.original, free_run.swapped, human), "replies": replies},
-           "next_token": pair_stats(next_run.original, next_run.swapped, human)}
+           "next_token": pair_stats(next_run.original, next_run.swapped, human),
+           "order_averaged": averaged_stats(p_a_better, human), "slot_a_probability": slot_a}
 
     def score(q: str, answer: str) -> tuple[int, float]:
         best, probs = J.judge_score_logprob(model, tok, q, answer)
@@ -120,31 +147,24 @@ def measure(model, tok, per_problem: int) -> dict:
                                   for row, it in zip(scored, items)]),
                      "weighted_kappa": ci(range(len(items)), wkappa),
                      "kappa_unweighted": J.cohens_kappa(judge_s, human_s)}
-    out["verbosity"] = verbosity(model, tok, items, out["next_token"], scored)
+    out["verbosity"] = verbosity(model, tok, items, out["order_averaged"], scored)
     out["candidates"] = candidates(model, tok, per_problem)
     return out
 
 
-def _pick_right(model, tok, question: str, right: str, wrong: str) -> float:
-    """Share of the two orders in which the next-token judge picks the right answer."""
-    first = J.judge_pair_logprob(model, tok, question, right, wrong)[0] == "A"
-    second = J.judge_pair_logprob(model, tok, question, wrong, right)[0] == "B"
-    return (first + second) / 2
-
-
 def verbosity(model, tok, items, base: dict, scored: list) -> dict:
-    """Pad the right answer / lengthen the wrong one: change in picking the right answer and in its score."""
-    original, swapped = base["verdicts"]["original"], base["verdicts"]["swapped"]
+    """Pad the right answer / lengthen the wrong one: change in the order-averaged probability that the judge
+    prefers the right answer, and in the modified answer's expected score."""
     rows = []
     for i, it in enumerate(items):
         right_is_a = it.human_preference == "A"
         right, wrong = (it.a, it.b) if right_is_a else (it.b, it.a)
-        base_pick = ((original[i] == it.human_preference) + (swapped[i] == ("B" if right_is_a else "A"))) / 2
+        base_pick = base["p_a_better"][i] if right_is_a else 1 - base["p_a_better"][i]
         padded, longer = PAD_RIGHT.format(answer=right), LENGTHEN_WRONG.format(answer=wrong)
         s_right, s_wrong = scored[i][0 if right_is_a else 1][1], scored[i][1 if right_is_a else 0][1]
         rows.append({"id": it.id, "base": base_pick,
-                     "padded_right": _pick_right(model, tok, it.question, padded, wrong),
-                     "lengthened_wrong": _pick_right(model, tok, it.question, right, longer),
+                     "padded_right": p_right_both_orders(model, tok, it.question, padded, wrong),
+                     "lengthened_wrong": p_right_both_orders(model, tok, it.question, right, longer),
                      "score_right": s_right, "score_padded_right": expected_score(
                          J.judge_score_logprob(model, tok, it.question, padded)[1]),
                      "score_wrong": s_wrong, "score_lengthened_wrong": expected_score(
@@ -196,7 +216,7 @@ def candidates(model, tok, per_problem: int) -> dict:
 def fmt(stat: dict, percent: bool = True) -> str:
     """'value [low, high]', in percent or as a plain number."""
     if percent:
-        return f"{100 * stat['value']:.0f}% [{100 * stat['low']:.0f}, {100 * stat['high']:.0f}]"
+        return f"{100 * stat['value']:.1f}% [{100 * stat['low']:.1f}, {100 * stat['high']:.1f}]"
     return f"{stat['value']:+.2f} [{stat['low']:+.2f}, {stat['high']:+.2f}]"
 
 
@@ -214,15 +234,20 @@ def format_report(res: dict, header: str) -> str:
         r = res[key]
         lines.append(f"| {name} | {fmt(r['consistency'])} | {100 * r['slot_a_share']:.0f}% | {fmt(r['agreement'])} "
                      f"| {fmt(r['kappa'], False)} | {fmt(r['both_orders_right'])} | {r['unparsable']} |")
+    o = res["order_averaged"]
+    lines += ["\nOrder-averaged next-token judge (answer x wins when P(x better), averaged over x shown first and x "
+              "shown second, exceeds one half; this cancels a constant pull toward slot A):\n",
+              "| agrees with human | Cohen's κ vs human | mean P(right answer better) |", "|---|---|---|",
+              f"| {fmt(o['agreement'])} | {fmt(o['kappa'], False)} | {fmt(o['p_right'])} |"]
     s = res["scores"]
     lines += [f"\n## 1-5 scores of all {len(s['human'])} answers (next-token)\n",
               "| exact agreement with the human score | quadratic-weighted κ | unweighted κ |", "|---|---|---|",
               f"| {fmt(s['exact'])} | {fmt(s['weighted_kappa'], False)} | {s['kappa_unweighted']:+.2f} |",
-              "\n## Verbosity bias (next-token judge, both orders)\n",
+              "\n## Verbosity bias (next-token judges, both orders)\n",
               "Padding: the right answer followed by filler that adds no information; the wrong answer followed by "
               "confident filler. An unbiased judge's numbers do not move.\n",
-              "| pair shown | picks the right answer | change vs original | change in the modified answer's "
-              "expected score (1-5) |", "|---|---|---|---|"]
+              "| pair shown | P(right answer better), order-averaged | change vs original | change in the modified "
+              "answer's expected score (1-5) |", "|---|---|---|---|"]
     v = res["verbosity"]
     lines.append(f"| original | {fmt(v['pick_right']['base'])} | | |")
     for key, label in (("padded_right", "right answer padded"), ("lengthened_wrong", "wrong answer lengthened")):
