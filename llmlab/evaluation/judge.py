@@ -1,4 +1,5 @@
-"""An LLM as judge: 1-5 scores and A/B preferences, parsed (or recorded as unparsable), position bias, Cohen's kappa."""
+"""An LLM as judge: 1-5 scores and A/B preferences, parsed (or recorded as unparsable), position bias, Cohen's and
+weighted kappa."""
 
 from __future__ import annotations
 
@@ -148,6 +149,32 @@ def cohens_kappa(rater_a: Sequence[Hashable], rater_b: Sequence[Hashable]) -> fl
     if chance == 1.0:
         return float("nan")
     return (observed - chance) / (1.0 - chance)
+
+
+def weighted_kappa(rater_a: Sequence[int], rater_b: Sequence[int], categories: Sequence[int] = (1, 2, 3, 4, 5),
+                   power: int = 2) -> float:
+    """Weighted kappa for ordinal ratings, 1 - observed / chance disagreement with weights (|i - j| / (k - 1))**power
+    (2: quadratic, 1: linear); NaN when chance disagreement is 0."""
+    V.non_empty("rater_a", rater_a)
+    V.same_length(("rater_a", "rater_b"), rater_a, rater_b)
+    if power not in (1, 2):
+        raise ValueError(f"power must be 1 (linear) or 2 (quadratic), got {power!r}")
+    order = {c: i for i, c in enumerate(categories)}
+    if len(order) < 2:
+        raise ValueError(f"categories must hold at least two distinct ratings, got {list(categories)!r}")
+    for name, ratings in (("rater_a", rater_a), ("rater_b", rater_b)):
+        bad = [r for r in ratings if r not in order]
+        if bad:
+            raise ValueError(f"{name} ratings must be among {list(categories)}, got {bad[0]!r}")
+    k, n = len(order), len(rater_a)
+
+    def weight(x: Hashable, y: Hashable) -> float:
+        return (abs(order[x] - order[y]) / (k - 1)) ** power
+
+    observed = sum(weight(a, b) for a, b in zip(rater_a, rater_b)) / n
+    count_a, count_b = Counter(rater_a), Counter(rater_b)
+    chance = sum(count_a[x] * count_b[y] * weight(x, y) for x in count_a for y in count_b) / (n * n)
+    return float("nan") if chance == 0 else 1.0 - observed / chance
 
 
 @dataclass(frozen=True)
