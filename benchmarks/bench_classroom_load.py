@@ -45,13 +45,13 @@ MB_PER_LEARNER = 600  # free memory a further learner needs (467 MB measured by 
 
 def cpu_times() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    fields = [int(x) for x in Path("/proc/stat").read_text(encoding="utf-8").split("\n")[0].split()[1:]]
     return sum(fields) - fields[3] - fields[4], sum(fields)
 
 
 def mem_used_mb() -> tuple[float, float]:
     """(used, available) MB from /proc/meminfo (used = MemTotal - MemAvailable)."""
-    info = {line.split(":")[0]: int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()}
+    info = {line.split(":")[0]: int(line.split()[1]) for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines()}
     return (info["MemTotal"] - info["MemAvailable"]) / 1024, info["MemAvailable"] / 1024
 
 
