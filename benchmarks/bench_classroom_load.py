@@ -51,7 +51,8 @@ def cpu_times() -> tuple[int, int]:
 
 def mem_used_mb() -> tuple[float, float]:
     """(used, available) MB from /proc/meminfo (used = MemTotal - MemAvailable)."""
-    info = {line.split(":")[0]: int(line.split()[1]) for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines()}
+    lines = Path("/proc/meminfo").read_text(encoding="utf-8").splitlines()
+    info = {line.split(":")[0]: int(line.split()[1]) for line in lines}
     return (info["MemTotal"] - info["MemAvailable"]) / 1024, info["MemAvailable"] / 1024
 
 
