@@ -55,6 +55,17 @@ def compile_programs(train, k: int) -> dict:
     return out
 
 
+def predicted_teams(program, examples) -> list[str | None]:
+    """The team the program gives each example (None when the reply does not parse): the LM cache answers these."""
+    teams = []
+    for example in examples:
+        try:
+            teams.append(program(**example.inputs()).team)
+        except dspy_lm.AdapterParseError:
+            teams.append(None)
+    return teams
+
+
 def measure(n_test: int, k: int, n_fail: int, n_unseen: int = 100) -> dict:
     """Per-example test and unseen-template scores of every program, compile times and parse failures."""
     model, tok = models.load()
@@ -73,12 +84,14 @@ def measure(n_test: int, k: int, n_fail: int, n_unseen: int = 100) -> dict:
         scores, fails = dspy_lm.evaluate_program(tickets.route_program(), test, tickets.team_metric)
         results["zero-shot, JSONAdapter + constrained (un-optimized)"] = {
             "scores": scores, "failures": fails, "compile_s": 0.0, "eval_s": time.perf_counter() - start,
-            "unseen_scores": dspy_lm.evaluate_program(tickets.route_program(), unseen, tickets.team_metric)[0]}
+            "unseen_scores": dspy_lm.evaluate_program(tickets.route_program(), unseen, tickets.team_metric)[0],
+            "predictions": predicted_teams(tickets.route_program(), test)}
         for name, (program, seconds) in compile_programs(train, k).items():
             start = time.perf_counter()
             scores, fails = dspy_lm.evaluate_program(program, test, tickets.team_metric)
             results[name] = {"scores": scores, "failures": fails, "compile_s": seconds,
                              "eval_s": time.perf_counter() - start, "program": program,
+                             "predictions": predicted_teams(program, test),
                              "unseen_scores": dspy_lm.evaluate_program(program, unseen, tickets.team_metric)[0]}
     results[f"kNN vote of the {k} nearest training labels, no LM"] = {
         "scores": knn_vote_scores(train, test, k), "failures": 0, "compile_s": 0.0,

@@ -148,7 +148,8 @@ def measure(steps: int, batch_size: int, lr: float, beta: float, max_new_tokens:
 def train_log(r: dict) -> dict:
     """What the notebook reads: settings, time, per-step metrics, held-out results."""
     keys = ("steps", "batch_size", "lr", "beta", "threads", "train_seconds", "train_cpu_seconds", "held_loss",
-            "held_margin", "held_accuracy", "win", "base_scores", "tuned_scores", "lora")
+            "held_margin", "held_accuracy", "win", "base_scores", "tuned_scores", "lora",
+            "prompts", "golds", "base_replies", "tuned_replies")  # replies: correctness and brevity apart
     log = {k: r[k] for k in keys}
     log["history"] = r["history"]
     log["examples"] = [{"prompt": p, "base": b, "tuned": t} for p, b, t in

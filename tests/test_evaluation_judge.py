@@ -48,6 +48,24 @@ def test_cohens_kappa():
     assert J.cohens_kappa(a, b) == pytest.approx(0.4)
     assert J.cohens_kappa(["A", "B", "A", "B"], ["B", "A", "B", "A"]) == pytest.approx(-1.0)
     assert math.isnan(J.cohens_kappa(["A", "A"], ["A", "A"]))
+
+
+def test_weighted_kappa_matches_sklearn_and_weighs_distance():
+    from sklearn.metrics import cohen_kappa_score
+
+    a, b = [1, 2, 3, 4, 5, 3, 2, 4, 5, 1], [1, 3, 3, 5, 4, 2, 2, 4, 5, 2]
+    for weights in ("linear", "quadratic"):
+        assert J.weighted_kappa(a, b, range(1, 6), weights) == pytest.approx(cohen_kappa_score(a, b, weights=weights))
+    near, far = [1, 2, 3, 4, 5, 5], [1, 2, 3, 4, 5, 1]
+    truth = [1, 2, 3, 4, 5, 4]
+    assert J.weighted_kappa(near, truth, range(1, 6)) > J.weighted_kappa(far, truth, range(1, 6))
+    assert J.cohens_kappa(near, truth) == pytest.approx(J.cohens_kappa(far, truth))  # plain kappa cannot tell
+    assert J.weighted_kappa([3, 3, 3], [1, 4, 5], range(1, 6)) == pytest.approx(0.0)  # a constant rater: chance
+    assert math.isnan(J.weighted_kappa([2, 2], [2, 2], range(1, 6)))
+    with pytest.raises(ValueError, match="rater_b"):
+        J.weighted_kappa([1, 2], [1, 6], range(1, 6))
+    with pytest.raises(ValueError, match="weights"):
+        J.weighted_kappa([1, 2], [1, 2], range(1, 6), "cubic")
     with pytest.raises(ValueError, match="rater_a must have at least one item"):
         J.cohens_kappa([], [])
 
@@ -96,13 +114,13 @@ def test_run_pair_judge_with_a_judge_that_always_picks_slot_a():
 
 def test_weighted_kappa_counts_near_misses_as_partial_agreement():
     a, b = [1, 2, 3, 3], [1, 3, 3, 2]  # by hand, 3 categories: quadratic 1 - .125/.34375 = 7/11, linear 3/7
-    assert J.weighted_kappa(a, b, categories=(1, 2, 3)) == pytest.approx(7 / 11)
-    assert J.weighted_kappa(a, b, categories=(1, 2, 3), power=1) == pytest.approx(3 / 7)
+    assert J.weighted_kappa(a, b, labels=(1, 2, 3)) == pytest.approx(7 / 11)
+    assert J.weighted_kappa(a, b, labels=(1, 2, 3), weights="linear") == pytest.approx(3 / 7)
     assert J.cohens_kappa(a, b) == pytest.approx(0.2)  # unweighted: near misses count as full misses
     assert J.weighted_kappa([1, 5], [5, 1]) == pytest.approx(-1.0)
     assert J.weighted_kappa([2, 4, 5], [2, 4, 5]) == 1.0
     assert math.isnan(J.weighted_kappa([3, 3], [3, 3]))
-    with pytest.raises(ValueError, match=r"rater_b ratings must be among \[1, 2, 3, 4, 5\], got 6"):
+    with pytest.raises(ValueError, match=r"rater_b must only hold labels from \[1, 2, 3, 4, 5\], got 6"):
         J.weighted_kappa([1, 2], [1, 6])
-    with pytest.raises(ValueError, match="power must be 1 .* got 3"):
-        J.weighted_kappa([1, 2], [1, 2], power=3)
+    with pytest.raises(ValueError, match="weights"):
+        J.weighted_kappa([1, 2], [1, 2], weights="cubic")

@@ -1,5 +1,5 @@
-"""An LLM as judge: 1-5 scores and A/B preferences, parsed (or recorded as unparsable), position bias, Cohen's and
-weighted kappa."""
+"""An LLM as judge: 1-5 scores and A/B preferences, parsed (or recorded as unparsable), position bias, Cohen's kappa
+(plain and weighted)."""
 
 from __future__ import annotations
 
@@ -151,30 +151,27 @@ def cohens_kappa(rater_a: Sequence[Hashable], rater_b: Sequence[Hashable]) -> fl
     return (observed - chance) / (1.0 - chance)
 
 
-def weighted_kappa(rater_a: Sequence[int], rater_b: Sequence[int], categories: Sequence[int] = (1, 2, 3, 4, 5),
-                   power: int = 2) -> float:
-    """Weighted kappa for ordinal ratings, 1 - observed / chance disagreement with weights (|i - j| / (k - 1))**power
-    (2: quadratic, 1: linear); NaN when chance disagreement is 0."""
+def weighted_kappa(rater_a: Sequence[int], rater_b: Sequence[int], labels: Sequence[int] = (1, 2, 3, 4, 5),
+                   weights: str = "quadratic") -> float:
+    """Weighted Cohen's kappa for ordinal labels: 1 - sum(w * observed) / sum(w * chance); NaN when chance is 0.
+
+    w is |i - j| ("linear") or (i - j)**2 ("quadratic") for the label ranks i, j: a 4 against a 5 costs less than a
+    1 against a 5, which plain kappa counts the same."""
     V.non_empty("rater_a", rater_a)
     V.same_length(("rater_a", "rater_b"), rater_a, rater_b)
-    if power not in (1, 2):
-        raise ValueError(f"power must be 1 (linear) or 2 (quadratic), got {power!r}")
-    order = {c: i for i, c in enumerate(categories)}
-    if len(order) < 2:
-        raise ValueError(f"categories must hold at least two distinct ratings, got {list(categories)!r}")
+    V.one_of("weights", weights, ("linear", "quadratic"))
+    rank = {label: i for i, label in enumerate(V.non_empty("labels", labels))}
     for name, ratings in (("rater_a", rater_a), ("rater_b", rater_b)):
-        bad = [r for r in ratings if r not in order]
-        if bad:
-            raise ValueError(f"{name} ratings must be among {list(categories)}, got {bad[0]!r}")
-    k, n = len(order), len(rater_a)
-
-    def weight(x: Hashable, y: Hashable) -> float:
-        return (abs(order[x] - order[y]) / (k - 1)) ** power
-
-    observed = sum(weight(a, b) for a, b in zip(rater_a, rater_b)) / n
+        unknown = [r for r in ratings if r not in rank]
+        if unknown:
+            raise ValueError(f"{name} must only hold labels from {list(labels)}, got {unknown[0]!r}")
+    n, power = len(rater_a), 1 if weights == "linear" else 2
     count_a, count_b = Counter(rater_a), Counter(rater_b)
-    chance = sum(count_a[x] * count_b[y] * weight(x, y) for x in count_a for y in count_b) / (n * n)
-    return float("nan") if chance == 0 else 1.0 - observed / chance
+    observed = sum(abs(rank[a] - rank[b]) ** power for a, b in zip(rater_a, rater_b)) / n
+    chance = sum(count_a[a] * count_b[b] * abs(rank[a] - rank[b]) ** power for a in count_a for b in count_b) / (n * n)
+    if chance == 0:
+        return float("nan")
+    return 1.0 - observed / chance
 
 
 @dataclass(frozen=True)
