@@ -18,12 +18,16 @@ NEG_INF = float("-inf")
 # ---------------------------------------------------------------- argument checks
 
 def _validate_logits(logits: torch.Tensor) -> None:
-    """Reject anything that is not a floating tensor with a vocabulary axis last."""
+    """Reject anything but a floating tensor (..., vocab) of finite logits or -inf masks (NaN and +inf are errors).
+
+    Each public entry point calls this once; the processors inside a chain (process_logits) never re-check.
+    """
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor of shape (..., vocab), got {type(logits).__name__}")
     if logits.dim() < 1 or logits.shape[-1] < 1 or not logits.is_floating_point():
         raise ValueError(f"logits must be a floating tensor of shape (..., vocab), got shape "
                          f"{tuple(logits.shape)} and dtype {logits.dtype}")
+    V.finite("logits", logits, allow_neg_inf=True)
 
 
 def _number(name: str, value) -> float:
@@ -152,11 +156,20 @@ def _min_p(logits: torch.Tensor, m: float) -> torch.Tensor:
 def repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, penalty: float) -> torch.Tensor:
     """Logits of tokens already in input_ids made less likely: positive ones divided, negative ones multiplied."""
     _validate_logits(logits)
-    value = validate_penalty(penalty)
+    _validate_history(input_ids, logits)
+    return _repetition_penalty(logits, input_ids, validate_penalty(penalty))
+
+
+def _validate_history(input_ids: torch.Tensor, logits: torch.Tensor) -> None:
+    """The ids a repetition penalty looks back on: integers with the same leading shape as logits."""
     if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32) \
             or input_ids.dim() != logits.dim() or input_ids.shape[:-1] != logits.shape[:-1]:
         raise ValueError(f"input_ids must be an integer tensor with the same leading shape as logits "
                          f"{tuple(logits.shape[:-1])}, got {getattr(input_ids, 'shape', type(input_ids).__name__)}")
+
+
+def _repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, value: float) -> torch.Tensor:
+    """repetition_penalty's maths on already-validated arguments."""
     ids = input_ids.long()
     seen = logits.gather(-1, ids)
     seen = torch.where(seen < 0, seen * value, seen / value)
@@ -191,15 +204,24 @@ def process_logits(logits: torch.Tensor, settings: SamplingSettings,
     """Apply repetition penalty, temperature, top-k, top-p and min-p in that order (transformers' order).
 
     The order matters: temperature reshapes the distribution first, so top-p and min-p measure probability
-    mass after it; top-k before top-p caps how many tokens the nucleus can hold.
+    mass after it; top-k before top-p caps how many tokens the nucleus can hold. Logits are checked once here
+    (NaN and +inf rejected, -inf masks allowed), never again inside the chain.
     """
     if not isinstance(settings, SamplingSettings):
         raise TypeError(f"settings must be a SamplingSettings, got {type(settings).__name__}")
-    out = logits
+    _validate_logits(logits)
     if settings.repetition_penalty != 1:
         if input_ids is None:
             raise ValueError("input_ids must be given when repetition_penalty != 1, got None")
-        out = repetition_penalty(out, input_ids, settings.repetition_penalty)
+        _validate_history(input_ids, logits)
+    return _process(logits, settings, input_ids)
+
+
+def _process(logits: torch.Tensor, settings: SamplingSettings, input_ids: torch.Tensor | None) -> torch.Tensor:
+    """process_logits' chain on already-validated arguments (the per-token path)."""
+    out = logits
+    if settings.repetition_penalty != 1:
+        out = _repetition_penalty(out, input_ids, settings.repetition_penalty)
     # settings were validated when the SamplingSettings was made: the per-token path skips re-checking them
     out = _temperature(out, settings.temperature)
     out = _top_k(out, settings.top_k)
@@ -213,7 +235,7 @@ def sampling_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k:
     _validate_logits(logits)
     if logits.dim() != 1:
         raise ValueError(f"logits must be 1-d (vocab,), got shape {tuple(logits.shape)}")
-    processed = process_logits(logits.float(), SamplingSettings(temperature, top_k, top_p, min_p))
+    processed = _process(logits.float(), SamplingSettings(temperature, top_k, top_p, min_p), None)
     kept = torch.isfinite(processed)
     return torch.softmax(processed, dim=-1), kept
 
@@ -521,4 +543,5 @@ def probabilities_vs_temperature(logits: torch.Tensor, temperatures: Sequence[fl
     _validate_logits(logits)
     if logits.dim() != 1:
         raise ValueError(f"logits must be 1-d (vocab,), got shape {tuple(logits.shape)}")
-    return torch.stack([softmax_with_temperature(logits.float(), t) for t in temperatures])
+    x = logits.float()
+    return torch.stack([torch.softmax(_temperature(x, validate_temperature(t)), dim=-1) for t in temperatures])

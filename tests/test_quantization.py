@@ -152,6 +152,21 @@ def test_quantizer_bad_input(call, exc, error):
         call()
 
 
+
+@pytest.mark.parametrize("quantize", [Q.absmax_quantize, Q.zeropoint_quantize, Q.minmax_quantize,
+                                      lambda x: Q.nf4_quantize(x, 4)])
+@pytest.mark.parametrize("bad,found", [(math.nan, "1 NaN"), (math.inf, r"1 \+inf"), (-math.inf, "1 -inf")])
+def test_quantizers_reject_non_finite_input(quantize, bad, found):
+    x = torch.tensor([0.5, -1.0, bad, 2.0])
+    with pytest.raises(ValueError, match=f"x must hold only finite values, got {found} among 4 values"):
+        quantize(x)
+
+
+def test_absmax_scale_stays_finite_on_finite_input():
+    q, scale = Q.absmax_quantize(torch.tensor([[0.0, 0.0], [1.0, -127.0]]), granularity="channel")
+    assert torch.isfinite(scale).all() and scale.flatten().tolist() == [1.0, 1.0]  # an all-zero row gets scale 1
+    assert q[1].tolist() == [1, -127]
+
 # --- NF4, double quantization, LLM.int8() -------------------------------------------------------------------------
 
 def test_nf4_codebook_built_from_normal_quantiles_matches_qlora_table():

@@ -104,6 +104,58 @@ def test_bad_types_and_loop_arguments(tiny):
         sampling.greedy(model, torch.tensor([5, 6]), 3)
 
 
+NAN, INF = float("nan"), float("inf")
+ENTRY_POINTS = {
+    "apply_temperature": lambda x: sampling.apply_temperature(x, 0.7),
+    "greedy temperature": lambda x: sampling.apply_temperature(x, 0),
+    "softmax_with_temperature": lambda x: sampling.softmax_with_temperature(x, 1.0),
+    "top_k_filter": lambda x: sampling.top_k_filter(x, 2),
+    "top_p_filter": lambda x: sampling.top_p_filter(x, 0.9),
+    "min_p_filter": lambda x: sampling.min_p_filter(x, 0.1),
+    "repetition_penalty": lambda x: sampling.repetition_penalty(x, torch.zeros(*x.shape[:-1], 1, dtype=torch.long),
+                                                                1.3),
+    "process_logits": lambda x: sampling.process_logits(x, sampling.SamplingSettings(0.7, 3, 0.9, 0.05)),
+    "sampling_distribution": lambda x: sampling.sampling_distribution(x[0], 0.7, 3, 0.9),
+    "probabilities_vs_temperature": lambda x: sampling.probabilities_vs_temperature(x[0], [0.5, 1.0]),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@pytest.mark.parametrize("bad,found", [(NAN, "1 NaN"), (INF, r"1 \+inf")])
+def test_entry_points_reject_nan_and_positive_inf(entry, bad, found):
+    x = torch.tensor([[0.0, 1.0, bad, 2.0]])
+    with pytest.raises(ValueError, match=f"logits must hold only finite values or -inf \\(a mask\\), got {found}"):
+        ENTRY_POINTS[entry](x)
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_entry_points_accept_minus_inf_masks_but_not_an_all_masked_row(entry):
+    masked = torch.tensor([[0.0, -INF, 1.0, 2.0]])
+    out = ENTRY_POINTS[entry](masked)
+    out = out[0] if isinstance(out, tuple) else out
+    assert not torch.isnan(out).any()
+    with pytest.raises(ValueError, match="logits must keep at least one finite value in each row"):
+        ENTRY_POINTS[entry](torch.full((1, 4), -INF))
+
+
+def test_chained_masks_pass_through_process_logits():
+    # top-k's -inf output fed to the next call is a mask, not an error
+    once = sampling.top_k_filter(torch.tensor([[3.0, 1.0, 2.0, 0.0]]), 2)
+    twice = sampling.process_logits(once, sampling.SamplingSettings(temperature=0.5, top_p=0.8))  # p(3) = 0.88
+    assert torch.isfinite(twice).tolist() == [[True, False, False, False]]
+
+
+def test_decode_rejects_a_model_that_returns_nan_logits(tiny):
+    model, _ = tiny
+    handle = model.lm_head.register_forward_hook(lambda mod, args, out: out.masked_fill(out > out.mean(), NAN))
+    try:
+        with pytest.raises(ValueError, match="logits must hold only finite values or -inf"):
+            sampling.greedy(model, torch.tensor([[5, 6, 7]]), 3)
+    finally:
+        handle.remove()
+    assert sampling.greedy(model, torch.tensor([[5, 6, 7]]), 3).token_ids  # the hook is gone: decoding works
+
+
 def _generate(model, ids, **kw):
     out = model.generate(ids, attention_mask=torch.ones_like(ids), pad_token_id=0, **kw)
     return out[0, ids.shape[1]:].tolist()

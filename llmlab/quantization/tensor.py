@@ -44,7 +44,7 @@ def absmax_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tensor",
 
     Scales have shape () per tensor, (..., 1) per channel (row) and (..., n_groups) per group along the last dim.
     """
-    V.float_tensor("x", x)
+    V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
     qmax = 2 ** (bits - 1) - 1
     g = _grouped(x.float(), granularity, group_size)
@@ -60,7 +60,7 @@ def zeropoint_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tenso
 
     The range [min, max] is widened to include 0, so that 0 is represented exactly.
     """
-    V.float_tensor("x", x)
+    V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
     levels = 2 ** bits - 1
     g = _grouped(x.float(), granularity, group_size)
@@ -78,7 +78,7 @@ def minmax_quantize(x: torch.Tensor, bits: int = 4, granularity: str = "group",
     """Affine min/scale quantization (GGUF's Q4_1 at 4 bits, groups of 32): uint8 codes q in [0, 2**bits-1],
     scales and group minimums with x ≈ q * scale + low. Unlike zero-point, 0 need not be exact.
     """
-    V.float_tensor("x", x)
+    V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
     levels = 2 ** bits - 1
     g = _grouped(x.float(), granularity, group_size)
