@@ -287,6 +287,26 @@ def _forward(model, ids: torch.Tensor, past):
     return out.logits[:, -1, :].float(), out.past_key_values
 
 
+def _finite_logprob(logprob: torch.Tensor, row: int) -> float:
+    """The picked token's logprob as a float; NaN means the model's logits held NaN or +inf (log_softmax spreads it)."""
+    value = float(logprob)
+    if math.isnan(value):
+        raise ValueError(f"logits must hold only finite values or -inf (a mask): the model's logits for row {row} "
+                         f"held NaN or +inf (the picked token's logprob is NaN)")
+    return value
+
+
+def _pick(processed: torch.Tensor, greedy: bool, generator: torch.Generator) -> int:
+    """The next token from processed 1-d logits: the argmax, or a draw from their softmax."""
+    if greedy:
+        return int(processed.argmax())
+    try:
+        return int(torch.multinomial(processed.softmax(-1), 1, generator=generator))
+    except RuntimeError:
+        V.finite("logits", processed, allow_neg_inf=True)  # checked only on failure: names NaN/+inf model logits
+        raise
+
+
 ChooseFn = Callable[[list[int], torch.Tensor, torch.Tensor, torch.Generator], int]
 
 
@@ -297,7 +317,8 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
     """Generate num_samples sequences in one batch (greedy when settings.temperature == 0), with a KV cache.
 
     choose(new_token_ids, raw_logits, processed_logits, generator) -> token id replaces the default pick
-    (argmax or a draw from the processed distribution); structured output uses it.
+    (argmax or a draw from the processed distribution); structured output uses it. The per-token path runs the
+    processors unchecked; NaN or +inf model logits are caught for free by the picked token's logprob turning NaN.
     """
     _validate_ids(input_ids)
     _positive_int("max_new_tokens", max_new_tokens)
@@ -315,7 +336,7 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
     logits, past = _forward(model, ids, None)
     for _ in range(max_new_tokens):
         logprobs = torch.log_softmax(logits, dim=-1).cpu()
-        processed = process_logits(logits, settings, ids).cpu()
+        processed = _process(logits, settings, ids).cpu()
         picks = []
         for row in range(num_samples):
             if done[row]:
@@ -323,12 +344,10 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
                 continue
             if choose is not None:
                 token = choose(results[row].token_ids, logits[row].cpu(), processed[row], gen)
-            elif settings.greedy:
-                token = int(processed[row].argmax())
             else:
-                token = int(torch.multinomial(processed[row].softmax(-1), 1, generator=gen))
+                token = _pick(processed[row], settings.greedy, gen)
             results[row].token_ids.append(token)
-            results[row].logprobs.append(float(logprobs[row, token]))
+            results[row].logprobs.append(_finite_logprob(logprobs[row, token], row))
             done[row] = token in eos
             picks.append(token)
         if all(done):
@@ -376,10 +395,9 @@ def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
     shown = ""
     logits, past = _forward(model, ids, None)
     for _ in range(max_new_tokens):
-        processed = process_logits(logits, settings, ids).cpu()[0]
-        token = int(processed.argmax()) if settings.greedy \
-            else int(torch.multinomial(processed.softmax(-1), 1, generator=gen))
-        logprob = float(torch.log_softmax(logits[0], dim=-1)[token])
+        processed = _process(logits, settings, ids).cpu()[0]
+        token = _pick(processed, settings.greedy, gen)
+        logprob = _finite_logprob(torch.log_softmax(logits[0], dim=-1)[token], 0)
         new.append(token)
         text = tokenizer.decode(new, skip_special_tokens=True)
         piece, shown = (text[len(shown):], text) if not text.endswith("\ufffd") else ("", shown)

@@ -145,15 +145,24 @@ def test_chained_masks_pass_through_process_logits():
     assert torch.isfinite(twice).tolist() == [[True, False, False, False]]
 
 
-def test_decode_rejects_a_model_that_returns_nan_logits(tiny):
-    model, _ = tiny
-    handle = model.lm_head.register_forward_hook(lambda mod, args, out: out.masked_fill(out > out.mean(), NAN))
+@pytest.mark.parametrize("bad", [NAN, INF])
+@pytest.mark.parametrize("loop", [
+    lambda m, tok, ids: sampling.greedy(m, ids, 3),
+    lambda m, tok, ids: sampling.sample(m, ids, 3, temperature=0.8, top_k=20, num_samples=2),
+    lambda m, tok, ids: sampling.decode(m, ids, 3, sampling.SamplingSettings(0.0, repetition_penalty=1.3)),
+    lambda m, tok, ids: list(sampling.stream(m, tok, ids, 3)),
+    lambda m, tok, ids: list(sampling.stream(m, tok, ids, 3, sampling.SamplingSettings(temperature=1.0))),
+], ids=["greedy", "sample", "penalty", "stream", "stream-sample"])
+def test_decoding_loops_reject_a_model_that_returns_non_finite_logits(tiny, bad, loop):
+    model, tokenizer = tiny
+    ids = torch.tensor([[5, 6, 7]])
+    handle = model.lm_head.register_forward_hook(lambda mod, args, out: out.masked_fill(out > out.mean(), bad))
     try:
         with pytest.raises(ValueError, match="logits must hold only finite values or -inf"):
-            sampling.greedy(model, torch.tensor([[5, 6, 7]]), 3)
+            loop(model, tokenizer, ids)
     finally:
         handle.remove()
-    assert sampling.greedy(model, torch.tensor([[5, 6, 7]]), 3).token_ids  # the hook is gone: decoding works
+    assert sampling.greedy(model, ids, 3).token_ids  # the hook is gone: decoding works again
 
 
 def _generate(model, ids, **kw):
