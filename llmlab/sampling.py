@@ -47,8 +47,7 @@ def validate_temperature(temperature: float) -> float:
 
 def validate_top_k(top_k: int) -> int:
     """Validate top_k: an int >= 0 (0 means no top-k filtering)."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int):
-        raise ValueError(f"top_k must be an int in [0, inf) (0 means off), got {type(top_k).__name__} {top_k!r}")
+    V.integer("top_k", top_k)  # TypeError for a non-int, as for every parameter
     if top_k < 0:
         raise ValueError(f"top_k must be an int in [0, inf) (0 means off), got {top_k!r}")
     return top_k

@@ -80,7 +80,6 @@ def test_sampling_distribution_marks_kept_tokens():
     (lambda x: sampling.top_p_filter(x, 1.5), r"top_p must be in \(0, 1\], got 1.5"),
     (lambda x: sampling.top_p_filter(x, 0), r"top_p must be in \(0, 1\], got 0"),
     (lambda x: sampling.top_k_filter(x, -1), r"top_k must be an int in \[0, inf\) .*got -1"),
-    (lambda x: sampling.top_k_filter(x, 2.5), r"top_k must be an int in \[0, inf\) .*got float 2.5"),
     (lambda x: sampling.min_p_filter(x, 1.2), r"min_p must be in \[0, 1\], got 1.2"),
     (lambda x: sampling.repetition_penalty(x, torch.zeros(4, 1, dtype=torch.long), 0),
      r"penalty must be in \(0, inf\)"),
@@ -89,6 +88,14 @@ def test_sampling_distribution_marks_kept_tokens():
 def test_bad_arguments_name_parameter_range_and_value(logits, call, message):
     with pytest.raises(ValueError, match=message):
         call(logits)
+
+
+@pytest.mark.parametrize("bad", [2.5, True, "3", None])
+def test_top_k_of_a_wrong_type_is_a_type_error(logits, bad):
+    with pytest.raises(TypeError, match="top_k must be an int, got"):
+        sampling.top_k_filter(logits, bad)
+    with pytest.raises(TypeError, match="top_k must be an int, got"):
+        sampling.SamplingSettings(top_k=bad)
 
 
 def test_bad_types_and_loop_arguments(tiny):

@@ -12,10 +12,9 @@ GRANULARITIES = ("tensor", "channel", "group")
 
 
 def valid_bits(bits, allowed: Sequence[int] = range(2, 9)) -> int:
-    """bits if it is an int among `allowed`, else ValueError naming the allowed widths."""
-    if not isinstance(bits, int) or isinstance(bits, bool) or bits not in allowed:
-        raise ValueError(f"bits must be one of {list(allowed)}, got {bits!r}")
-    return bits
+    """bits if it is an int (else TypeError) among `allowed` (else ValueError naming the allowed widths)."""
+    V.integer("bits", bits)
+    return V.one_of("bits", bits, allowed)
 
 
 def _grouped(x: torch.Tensor, granularity: str, group_size: int | None) -> torch.Tensor:
