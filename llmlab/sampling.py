@@ -55,18 +55,12 @@ def validate_top_k(top_k: int) -> int:
 
 def validate_top_p(top_p: float) -> float:
     """Validate top_p: a number in (0, 1] (1 means no nucleus filtering)."""
-    value = _number("top_p", top_p)
-    if not 0 < value <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-    return value
+    return V.number("top_p", top_p, 0, 1, low_open=True)
 
 
 def validate_min_p(min_p: float) -> float:
     """Validate min_p: a number in [0, 1] (0 means no min-p filtering)."""
-    value = _number("min_p", min_p)
-    if not 0 <= value <= 1:
-        raise ValueError(f"min_p must be in [0, 1], got {min_p!r}")
-    return value
+    return V.probability("min_p", min_p)
 
 
 def validate_penalty(penalty: float) -> float:
@@ -75,11 +69,6 @@ def validate_penalty(penalty: float) -> float:
     if not value > 0 or math.isinf(value):
         raise ValueError(f"penalty must be in (0, inf) (1 means off), got {penalty!r}")
     return value
-
-
-def _positive_int(name: str, value: int) -> int:
-    """An int >= 1, else an error naming the parameter."""
-    return V.positive_int(name, value)
 
 
 # ---------------------------------------------------------------- logits processors (pure, batched)
@@ -320,8 +309,8 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
     processors unchecked; NaN or +inf model logits are caught for free by the picked token's logprob turning NaN.
     """
     _validate_ids(input_ids)
-    _positive_int("max_new_tokens", max_new_tokens)
-    _positive_int("num_samples", num_samples)
+    V.positive_int("max_new_tokens", max_new_tokens)
+    V.positive_int("num_samples", num_samples)
     if not isinstance(settings, SamplingSettings):
         raise TypeError(f"settings must be a SamplingSettings, got {type(settings).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -386,7 +375,7 @@ def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
            eos_token_id: int | Sequence[int] | None = None) -> Iterator[StreamedToken]:
     """Yield tokens one at a time as they are generated (text is the newly decodable part)."""
     _validate_ids(input_ids)
-    _positive_int("max_new_tokens", max_new_tokens)
+    V.positive_int("max_new_tokens", max_new_tokens)
     eos = _eos_ids(model, eos_token_id)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     ids = input_ids.to(model.device)
@@ -417,8 +406,8 @@ def beam_search(model, input_ids: torch.Tensor, num_beams: int, max_new_tokens: 
     max_new_tokens, and stop once no running beam can beat the worst of num_beams finished ones.
     """
     _validate_ids(input_ids)
-    _positive_int("num_beams", num_beams)
-    _positive_int("max_new_tokens", max_new_tokens)
+    V.positive_int("num_beams", num_beams)
+    V.positive_int("max_new_tokens", max_new_tokens)
     lp = _number("length_penalty", length_penalty)
     eos = _eos_ids(model, eos_token_id)
     seqs = input_ids.to(model.device).repeat(num_beams, 1)
@@ -477,7 +466,7 @@ def best_of_n(model, input_ids: torch.Tensor, n: int, max_new_tokens: int,
               settings: SamplingSettings = SamplingSettings(), seed: int = 0,
               eos_token_id: int | Sequence[int] | None = None) -> list[Generation]:
     """Sample n candidates and return them ranked by mean logprob, best first."""
-    _positive_int("n", n)
+    V.positive_int("n", n)
     candidates = decode(model, input_ids, max_new_tokens, settings, n, seed, eos_token_id)
     return sorted(candidates, key=lambda g: -g.mean_logprob)
 
@@ -507,7 +496,7 @@ def self_consistency(model, tokenizer, input_ids: torch.Tensor, n: int, extract:
                      max_new_tokens: int = 16, settings: SamplingSettings = SamplingSettings(temperature=0.7),
                      seed: int = 0) -> Vote:
     """Sample n answers, extract each one's final answer and return the majority vote."""
-    _positive_int("n", n)
+    V.positive_int("n", n)
     if not callable(extract):
         raise TypeError(f"extract must be a function str -> answer, got {type(extract).__name__}")
     gens = decode(model, input_ids, max_new_tokens, settings, n, seed)
@@ -518,7 +507,7 @@ def self_consistency(model, tokenizer, input_ids: torch.Tensor, n: int, extract:
 
 def distinct_n(token_ids: Sequence[int], n: int = 2) -> float:
     """Share of distinct n-grams among all n-grams of a sequence (1.0 = no repetition)."""
-    _positive_int("n", n)
+    V.positive_int("n", n)
     ids = list(token_ids)
     grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
     if not grams:
@@ -541,7 +530,7 @@ def accuracy_vs_n(answers: Sequence[Sequence], gold: Sequence, ns: Sequence[int]
         raise ValueError(f"answers and gold must be non-empty and the same length, got {len(answers)} and {len(gold)}")
     out = []
     for n in ns:
-        _positive_int("n", n)
+        V.positive_int("n", n)
         correct = 0
         for q, (samples, want) in enumerate(zip(answers, gold)):
             if len(samples) < n:

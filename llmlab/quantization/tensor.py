@@ -25,7 +25,9 @@ def _grouped(x: torch.Tensor, granularity: str, group_size: int | None) -> torch
         return x.reshape(1, -1)
     if granularity == "channel":
         return x.reshape(*x.shape[:-1], 1, x.shape[-1])
-    if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
+    if group_size is not None:
+        V.integer("group_size", group_size)  # TypeError for a non-int
+    if group_size is None or group_size < 1:
         raise ValueError(f"group_size must be a positive int for granularity='group', got {group_size!r}")
     if x.shape[-1] % group_size:
         raise ValueError(f"group_size must divide the last dimension ({x.shape[-1]}), got {group_size}")
@@ -103,7 +105,8 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | 
         groups = q.float().reshape(*q.shape[:-1], scale.shape[-1], q.shape[-1] // scale.shape[-1])
         scale_g = scale
     if zero_point is not None:
-        if not isinstance(zero_point, torch.Tensor) or zero_point.shape != scale.shape:
+        V.tensor("zero_point", zero_point)  # TypeError for a non-tensor
+        if zero_point.shape != scale.shape:
             raise ValueError(f"zero_point must be a tensor shaped like scale {tuple(scale.shape)}, got "
                              f"{tuple(zero_point.shape) if isinstance(zero_point, torch.Tensor) else zero_point!r}")
         groups = groups - zero_point.reshape(scale_g.shape).float()[..., None]
