@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from functools import partial
 
@@ -23,6 +22,7 @@ from common import machine_header, timed, write_result
 
 from llmlab import attention, kv_cache, models
 from llmlab import speculative as S
+from llmlab.serving.timing import summarise
 
 H100 = {"bandwidth_gb_s": 3350, "bf16_tflops": 989, "launch_us": 5.0}  # H100 SXM datasheet; launch: a typical figure
 
@@ -46,7 +46,7 @@ def pass_cost(w, ids: torch.Tensor, ks: list[int], repeats: int) -> dict[int, fl
         for k in ks:
             cache.truncate(ids.shape[1])
             times[k].append(timed(one_pass, ids[:, -k:], cache)[1])
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: summarise(v).median for k, v in times.items()}
 
 
 @torch.inference_mode()
@@ -57,7 +57,7 @@ def draft_step_cost(draft: S.ModelDraft, ids: torch.Tensor, repeats: int) -> flo
         draft.start(ids[0].tolist(), ids.shape[1] + 16)
         _, t = timed(draft.propose, ids[0].tolist(), 1, S.GREEDY, torch.Generator())
         times.append(t)
-    return statistics.median(times)
+    return summarise(times).median
 
 
 def hf_generate(model, ids, n, eos, **kwargs) -> list[int]:

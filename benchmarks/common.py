@@ -8,29 +8,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from llmlab.serving.timing import time_calls, timed  # noqa: F401 - timed is re-exported to the scripts
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def timed(fn: Callable, *args, **kwargs) -> tuple[Any, float]:
-    """Call fn(*args, **kwargs); return (its result, wall seconds)."""
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
 
 
 def best_of(fn: Callable, repeats: int = 3) -> tuple[Any, float]:
     """Call fn() `repeats` times; return (the last result, the fastest wall seconds)."""
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        out, seconds = timed(fn)
-        best = min(best, seconds)
-    return out, best
+    t = time_calls(fn, repeats)
+    return t.result, t.best
 
 
 def device_label(device: torch.device | str | None = None) -> str:

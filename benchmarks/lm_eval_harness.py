@@ -12,7 +12,6 @@ by its length-normalised loglikelihood (acc_norm). The same number from the kit'
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_header, write_result  # noqa: E402
 
 from llmlab import evaluation, models  # noqa: E402
+from llmlab.tasks.jsonl import read_jsonl  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "llmlab" / "data" / "ch09_harness_mc.jsonl"
 TASK = """\
@@ -44,7 +44,7 @@ metric_list:
 
 def kit_accuracy(model, tokenizer) -> float:
     """The same task scored by the kit: the choice with the highest summed logprob after the prompt."""
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(DATA)
     right = 0
     for row in rows:
         prompt = f"Question: {row['question']}\nAnswer:"

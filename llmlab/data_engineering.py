@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from llmlab import validate as V
+from llmlab.evaluation.lm import perplexity_from_logprobs
 
 _MERSENNE = np.uint64((1 << 61) - 1)
 _MAX_HASH = np.uint64((1 << 32) - 1)
@@ -296,7 +297,7 @@ class BigramLM:
         for t in V.non_empty("texts", texts):
             w = ["<s>"] + words(t) + ["</s>"]
             lps += [self.logprob(a, b) for a, b in zip(w, w[1:])]
-        return math.exp(-sum(lps) / len(lps))
+        return perplexity_from_logprobs(lps)
 
 
 # ---------------------------------------------------------------- the pipeline, step by step

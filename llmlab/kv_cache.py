@@ -9,6 +9,7 @@ import torch
 from llmlab import validate as V
 from llmlab.attention import LlamaWeights, forward
 from llmlab.memory import LLAMA_PRESETS, KVShape, kv_cache_bytes, kv_savings  # noqa: F401 - the memory arithmetic lives in memory.py
+from llmlab.serving.timing import timed
 
 
 def _positive_int(name: str, value, low: int = 1) -> int:
@@ -136,6 +137,4 @@ def time_prefill_decode(w: LlamaWeights, ids: torch.Tensor, decode_tokens: int =
 
 def time_generate(w: LlamaWeights, ids: torch.Tensor, max_new_tokens: int, use_cache: bool = True) -> float:
     """Wall-clock seconds of one greedy generate() call."""
-    start = time.perf_counter()
-    generate(w, ids, max_new_tokens, use_cache=use_cache)
-    return time.perf_counter() - start
+    return timed(generate, w, ids, max_new_tokens, use_cache=use_cache)[1]

@@ -8,7 +8,6 @@ font itself, so the UI looks right with no network (LIT's page loads its fonts f
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from importlib import resources
@@ -20,6 +19,7 @@ import torch
 from llmlab import sampling, validate
 from llmlab.interpret._common import token_texts
 from llmlab.interpret.saliency import gradient, sequence_score
+from llmlab.tasks.jsonl import read_jsonl
 
 PROMPTS_FILE = "ch08_lit_prompts.jsonl"
 MODEL_NAME = "smollm2"
@@ -35,8 +35,7 @@ FONT_FILES = [("MaterialIcons-Regular.woff2", "woff2"), ("MaterialIcons-Regular.
 
 def load_prompts() -> list[dict]:
     """The shipped prompts: dicts with a stable non-empty id, source, prompt and target ("" = let the model answer)."""
-    text = resources.files("llmlab.data").joinpath(PROMPTS_FILE).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return read_jsonl(resources.files("llmlab.data").joinpath(PROMPTS_FILE))
 
 
 def _tokenize(tokenizer, example: dict) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from llmlab import validate as V
+from llmlab.evaluation.lm import gather_logprobs
 from llmlab.tasks import orders
 from llmlab.tokens import pad_token_id
 
@@ -75,7 +76,7 @@ def masked_sequence_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, comp
     Token t is predicted by the logits at position t-1: log_softmax(logits[:, :-1]) scores input_ids[:, 1:], and
     completion_mask[:, 1:] says which of those count.
     """
-    token_lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, input_ids[:, 1:, None])[..., 0]
+    token_lp = gather_logprobs(logits[:, :-1], input_ids[:, 1:])
     mask = completion_mask[:, 1:].to(token_lp.device).float()  # (B, T-1)
     total = (token_lp * mask).sum(dim=1)
     return total / mask.sum(dim=1).clamp(min=1) if average else total

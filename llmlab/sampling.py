@@ -18,12 +18,16 @@ NEG_INF = float("-inf")
 # ---------------------------------------------------------------- argument checks
 
 def _validate_logits(logits: torch.Tensor) -> None:
-    """Reject anything that is not a floating tensor with a vocabulary axis last."""
+    """Reject anything but a floating tensor (..., vocab) of finite logits or -inf masks (NaN and +inf are errors).
+
+    Each public entry point calls this once; the processors inside a chain (process_logits) never re-check.
+    """
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits must be a torch.Tensor of shape (..., vocab), got {type(logits).__name__}")
     if logits.dim() < 1 or logits.shape[-1] < 1 or not logits.is_floating_point():
         raise ValueError(f"logits must be a floating tensor of shape (..., vocab), got shape "
                          f"{tuple(logits.shape)} and dtype {logits.dtype}")
+    V.finite("logits", logits, allow_neg_inf=True)
 
 
 def _number(name: str, value) -> float:
@@ -43,8 +47,7 @@ def validate_temperature(temperature: float) -> float:
 
 def validate_top_k(top_k: int) -> int:
     """Validate top_k: an int >= 0 (0 means no top-k filtering)."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int):
-        raise ValueError(f"top_k must be an int in [0, inf) (0 means off), got {type(top_k).__name__} {top_k!r}")
+    V.integer("top_k", top_k)  # TypeError for a non-int, as for every parameter
     if top_k < 0:
         raise ValueError(f"top_k must be an int in [0, inf) (0 means off), got {top_k!r}")
     return top_k
@@ -52,18 +55,12 @@ def validate_top_k(top_k: int) -> int:
 
 def validate_top_p(top_p: float) -> float:
     """Validate top_p: a number in (0, 1] (1 means no nucleus filtering)."""
-    value = _number("top_p", top_p)
-    if not 0 < value <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-    return value
+    return V.number("top_p", top_p, 0, 1, low_open=True)
 
 
 def validate_min_p(min_p: float) -> float:
     """Validate min_p: a number in [0, 1] (0 means no min-p filtering)."""
-    value = _number("min_p", min_p)
-    if not 0 <= value <= 1:
-        raise ValueError(f"min_p must be in [0, 1], got {min_p!r}")
-    return value
+    return V.probability("min_p", min_p)
 
 
 def validate_penalty(penalty: float) -> float:
@@ -72,11 +69,6 @@ def validate_penalty(penalty: float) -> float:
     if not value > 0 or math.isinf(value):
         raise ValueError(f"penalty must be in (0, inf) (1 means off), got {penalty!r}")
     return value
-
-
-def _positive_int(name: str, value: int) -> int:
-    """An int >= 1, else an error naming the parameter."""
-    return V.positive_int(name, value)
 
 
 # ---------------------------------------------------------------- logits processors (pure, batched)
@@ -152,11 +144,20 @@ def _min_p(logits: torch.Tensor, m: float) -> torch.Tensor:
 def repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, penalty: float) -> torch.Tensor:
     """Logits of tokens already in input_ids made less likely: positive ones divided, negative ones multiplied."""
     _validate_logits(logits)
-    value = validate_penalty(penalty)
+    _validate_history(input_ids, logits)
+    return _repetition_penalty(logits, input_ids, validate_penalty(penalty))
+
+
+def _validate_history(input_ids: torch.Tensor, logits: torch.Tensor) -> None:
+    """The ids a repetition penalty looks back on: integers with the same leading shape as logits."""
     if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32) \
             or input_ids.dim() != logits.dim() or input_ids.shape[:-1] != logits.shape[:-1]:
         raise ValueError(f"input_ids must be an integer tensor with the same leading shape as logits "
                          f"{tuple(logits.shape[:-1])}, got {getattr(input_ids, 'shape', type(input_ids).__name__)}")
+
+
+def _repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, value: float) -> torch.Tensor:
+    """repetition_penalty's maths on already-validated arguments."""
     ids = input_ids.long()
     seen = logits.gather(-1, ids)
     seen = torch.where(seen < 0, seen * value, seen / value)
@@ -191,15 +192,24 @@ def process_logits(logits: torch.Tensor, settings: SamplingSettings,
     """Apply repetition penalty, temperature, top-k, top-p and min-p in that order (transformers' order).
 
     The order matters: temperature reshapes the distribution first, so top-p and min-p measure probability
-    mass after it; top-k before top-p caps how many tokens the nucleus can hold.
+    mass after it; top-k before top-p caps how many tokens the nucleus can hold. Logits are checked once here
+    (NaN and +inf rejected, -inf masks allowed), never again inside the chain.
     """
     if not isinstance(settings, SamplingSettings):
         raise TypeError(f"settings must be a SamplingSettings, got {type(settings).__name__}")
-    out = logits
+    _validate_logits(logits)
     if settings.repetition_penalty != 1:
         if input_ids is None:
             raise ValueError("input_ids must be given when repetition_penalty != 1, got None")
-        out = repetition_penalty(out, input_ids, settings.repetition_penalty)
+        _validate_history(input_ids, logits)
+    return _process(logits, settings, input_ids)
+
+
+def _process(logits: torch.Tensor, settings: SamplingSettings, input_ids: torch.Tensor | None) -> torch.Tensor:
+    """process_logits' chain on already-validated arguments (the per-token path)."""
+    out = logits
+    if settings.repetition_penalty != 1:
+        out = _repetition_penalty(out, input_ids, settings.repetition_penalty)
     # settings were validated when the SamplingSettings was made: the per-token path skips re-checking them
     out = _temperature(out, settings.temperature)
     out = _top_k(out, settings.top_k)
@@ -213,7 +223,7 @@ def sampling_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k:
     _validate_logits(logits)
     if logits.dim() != 1:
         raise ValueError(f"logits must be 1-d (vocab,), got shape {tuple(logits.shape)}")
-    processed = process_logits(logits.float(), SamplingSettings(temperature, top_k, top_p, min_p))
+    processed = _process(logits.float(), SamplingSettings(temperature, top_k, top_p, min_p), None)
     kept = torch.isfinite(processed)
     return torch.softmax(processed, dim=-1), kept
 
@@ -265,6 +275,26 @@ def _forward(model, ids: torch.Tensor, past):
     return out.logits[:, -1, :].float(), out.past_key_values
 
 
+def _finite_logprob(logprob: torch.Tensor, row: int) -> float:
+    """The picked token's logprob as a float; NaN means the model's logits held NaN or +inf (log_softmax spreads it)."""
+    value = float(logprob)
+    if math.isnan(value):
+        raise ValueError(f"logits must hold only finite values or -inf (a mask): the model's logits for row {row} "
+                         f"held NaN or +inf (the picked token's logprob is NaN)")
+    return value
+
+
+def _pick(processed: torch.Tensor, greedy: bool, generator: torch.Generator) -> int:
+    """The next token from processed 1-d logits: the argmax, or a draw from their softmax."""
+    if greedy:
+        return int(processed.argmax())
+    try:
+        return int(torch.multinomial(processed.softmax(-1), 1, generator=generator))
+    except RuntimeError:
+        V.finite("logits", processed, allow_neg_inf=True)  # checked only on failure: names NaN/+inf model logits
+        raise
+
+
 ChooseFn = Callable[[list[int], torch.Tensor, torch.Tensor, torch.Generator], int]
 
 
@@ -275,11 +305,12 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
     """Generate num_samples sequences in one batch (greedy when settings.temperature == 0), with a KV cache.
 
     choose(new_token_ids, raw_logits, processed_logits, generator) -> token id replaces the default pick
-    (argmax or a draw from the processed distribution); structured output uses it.
+    (argmax or a draw from the processed distribution); structured output uses it. The per-token path runs the
+    processors unchecked; NaN or +inf model logits are caught for free by the picked token's logprob turning NaN.
     """
     _validate_ids(input_ids)
-    _positive_int("max_new_tokens", max_new_tokens)
-    _positive_int("num_samples", num_samples)
+    V.positive_int("max_new_tokens", max_new_tokens)
+    V.positive_int("num_samples", num_samples)
     if not isinstance(settings, SamplingSettings):
         raise TypeError(f"settings must be a SamplingSettings, got {type(settings).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -293,7 +324,7 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
     logits, past = _forward(model, ids, None)
     for _ in range(max_new_tokens):
         logprobs = torch.log_softmax(logits, dim=-1).cpu()
-        processed = process_logits(logits, settings, ids).cpu()
+        processed = _process(logits, settings, ids).cpu()
         picks = []
         for row in range(num_samples):
             if done[row]:
@@ -301,12 +332,10 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
                 continue
             if choose is not None:
                 token = choose(results[row].token_ids, logits[row].cpu(), processed[row], gen)
-            elif settings.greedy:
-                token = int(processed[row].argmax())
             else:
-                token = int(torch.multinomial(processed[row].softmax(-1), 1, generator=gen))
+                token = _pick(processed[row], settings.greedy, gen)
             results[row].token_ids.append(token)
-            results[row].logprobs.append(float(logprobs[row, token]))
+            results[row].logprobs.append(_finite_logprob(logprobs[row, token], row))
             done[row] = token in eos
             picks.append(token)
         if all(done):
@@ -346,7 +375,7 @@ def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
            eos_token_id: int | Sequence[int] | None = None) -> Iterator[StreamedToken]:
     """Yield tokens one at a time as they are generated (text is the newly decodable part)."""
     _validate_ids(input_ids)
-    _positive_int("max_new_tokens", max_new_tokens)
+    V.positive_int("max_new_tokens", max_new_tokens)
     eos = _eos_ids(model, eos_token_id)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     ids = input_ids.to(model.device)
@@ -354,10 +383,9 @@ def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
     shown = ""
     logits, past = _forward(model, ids, None)
     for _ in range(max_new_tokens):
-        processed = process_logits(logits, settings, ids).cpu()[0]
-        token = int(processed.argmax()) if settings.greedy \
-            else int(torch.multinomial(processed.softmax(-1), 1, generator=gen))
-        logprob = float(torch.log_softmax(logits[0], dim=-1)[token])
+        processed = _process(logits, settings, ids).cpu()[0]
+        token = _pick(processed, settings.greedy, gen)
+        logprob = _finite_logprob(torch.log_softmax(logits[0], dim=-1)[token], 0)
         new.append(token)
         text = tokenizer.decode(new, skip_special_tokens=True)
         piece, shown = (text[len(shown):], text) if not text.endswith("\ufffd") else ("", shown)
@@ -378,8 +406,8 @@ def beam_search(model, input_ids: torch.Tensor, num_beams: int, max_new_tokens: 
     max_new_tokens, and stop once no running beam can beat the worst of num_beams finished ones.
     """
     _validate_ids(input_ids)
-    _positive_int("num_beams", num_beams)
-    _positive_int("max_new_tokens", max_new_tokens)
+    V.positive_int("num_beams", num_beams)
+    V.positive_int("max_new_tokens", max_new_tokens)
     lp = _number("length_penalty", length_penalty)
     eos = _eos_ids(model, eos_token_id)
     seqs = input_ids.to(model.device).repeat(num_beams, 1)
@@ -438,7 +466,7 @@ def best_of_n(model, input_ids: torch.Tensor, n: int, max_new_tokens: int,
               settings: SamplingSettings = SamplingSettings(), seed: int = 0,
               eos_token_id: int | Sequence[int] | None = None) -> list[Generation]:
     """Sample n candidates and return them ranked by mean logprob, best first."""
-    _positive_int("n", n)
+    V.positive_int("n", n)
     candidates = decode(model, input_ids, max_new_tokens, settings, n, seed, eos_token_id)
     return sorted(candidates, key=lambda g: -g.mean_logprob)
 
@@ -468,7 +496,7 @@ def self_consistency(model, tokenizer, input_ids: torch.Tensor, n: int, extract:
                      max_new_tokens: int = 16, settings: SamplingSettings = SamplingSettings(temperature=0.7),
                      seed: int = 0) -> Vote:
     """Sample n answers, extract each one's final answer and return the majority vote."""
-    _positive_int("n", n)
+    V.positive_int("n", n)
     if not callable(extract):
         raise TypeError(f"extract must be a function str -> answer, got {type(extract).__name__}")
     gens = decode(model, input_ids, max_new_tokens, settings, n, seed)
@@ -479,7 +507,7 @@ def self_consistency(model, tokenizer, input_ids: torch.Tensor, n: int, extract:
 
 def distinct_n(token_ids: Sequence[int], n: int = 2) -> float:
     """Share of distinct n-grams among all n-grams of a sequence (1.0 = no repetition)."""
-    _positive_int("n", n)
+    V.positive_int("n", n)
     ids = list(token_ids)
     grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
     if not grams:
@@ -502,7 +530,7 @@ def accuracy_vs_n(answers: Sequence[Sequence], gold: Sequence, ns: Sequence[int]
         raise ValueError(f"answers and gold must be non-empty and the same length, got {len(answers)} and {len(gold)}")
     out = []
     for n in ns:
-        _positive_int("n", n)
+        V.positive_int("n", n)
         correct = 0
         for q, (samples, want) in enumerate(zip(answers, gold)):
             if len(samples) < n:
@@ -521,4 +549,5 @@ def probabilities_vs_temperature(logits: torch.Tensor, temperatures: Sequence[fl
     _validate_logits(logits)
     if logits.dim() != 1:
         raise ValueError(f"logits must be 1-d (vocab,), got shape {tuple(logits.shape)}")
-    return torch.stack([softmax_with_temperature(logits.float(), t) for t in temperatures])
+    x = logits.float()
+    return torch.stack([torch.softmax(_temperature(x, validate_temperature(t)), dim=-1) for t in temperatures])

@@ -119,3 +119,27 @@ def token_ids(name: str, value: Any) -> torch.Tensor:
     if t.is_floating_point() or t.dtype == torch.bool:
         raise TypeError(f"{name} must be an integer tensor of token ids, got dtype {t.dtype}")
     return t
+
+
+def finite(name: str, value: torch.Tensor, allow_neg_inf: bool = False) -> torch.Tensor:
+    """A tensor with no NaN or +inf, and no -inf unless allow_neg_inf; returns it.
+
+    allow_neg_inf is for logits, where -inf is the mask of a removed token: NaN and +inf are still rejected, and
+    every row along the last axis must keep one finite value (an all -inf row has no distribution). One reduction
+    on the fast path, so a per-call check stays cheap.
+    """
+    tensor(name, value, allow_empty=True)
+    if value.numel() == 0 or not value.is_floating_point():
+        return value
+    head = value.amax(dim=-1) if allow_neg_inf and value.dim() else value  # amax propagates NaN and +inf
+    if bool(torch.isfinite(head).all()):
+        return value
+    n_nan, n_pos = int(value.isnan().sum()), int(value.isposinf().sum())
+    n_neg = 0 if allow_neg_inf else int(value.isneginf().sum())
+    if n_nan or n_pos or n_neg:
+        allowed = "finite values or -inf (a mask)" if allow_neg_inf else "finite values"
+        found = ", ".join(f"{n} {what}" for n, what in ((n_nan, "NaN"), (n_pos, "+inf"), (n_neg, "-inf")) if n)
+        raise ValueError(f"{name} must hold only {allowed}, got {found} among {value.numel()} values")
+    rows = [tuple(r) for r in (~torch.isfinite(head)).nonzero().tolist()]
+    where = "only -inf values" if head.dim() == 0 else f"{len(rows)} row(s) of only -inf, the first at {rows[0]}"
+    raise ValueError(f"{name} must keep at least one finite value in each row along the last axis, got {where}")

@@ -1,6 +1,6 @@
 """Tests for llmlab.agents: safe calculator, tools with time limits, tool-call parsing, one step, the loop."""
 
-import time
+import threading
 
 import pytest
 
@@ -41,14 +41,24 @@ def test_search_tool_and_planted_document():
     assert company_docs.INJECTION_PAYLOAD in planted("Nessak Drift")
 
 
-def test_run_tool_bounds_time_and_catches_errors():
-    def slow(_):
-        time.sleep(1.0)
+def test_run_tool_times_out_without_waiting_for_the_tool():
+    release, finished = threading.Event(), threading.Event()
+
+    def stuck(_):
+        release.wait(timeout=60)
+        finished.set()
         return "late"
 
-    start = time.perf_counter()
-    assert agents.run_tool({"slow": slow}, "slow", "", timeout_s=0.1).startswith("error: tool 'slow' took longer")
-    assert time.perf_counter() - start < 0.9
+    try:
+        reply = agents.run_tool({"stuck": stuck}, "stuck", "", timeout_s=0.05)
+        assert reply == "error: tool 'stuck' took longer than 0.05 s"
+        assert not finished.is_set()  # run_tool came back while the tool was still blocked
+    finally:
+        release.set()
+
+
+def test_run_tool_returns_result_within_time_and_catches_errors():
+    assert agents.run_tool({"echo": lambda a: a.upper()}, "echo", "hi", timeout_s=30) == "HI"
     assert agents.run_tool(tools(), "calculator", "1/0") == "error: division by zero"
     assert agents.run_tool(tools(), "shell", "ls").startswith("error: unknown tool")
 

@@ -291,14 +291,6 @@ def test_biased_pass_at_k_failure_says_why():
         ch09.check_pass_at_k(pass_at_k_biased)
 
 
-def test_checks_run_fast():
-    import time
-
-    start = time.perf_counter()
-    for case in CASES:
-        case.check(case.solution)
-    assert time.perf_counter() - start < 6 * 3.0  # a second each on an idle machine; slack for a busy one
-
 
 # ---------------------------------------------------------------- exercise 09.7: the position-swap judge harness
 

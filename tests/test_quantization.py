@@ -128,10 +128,18 @@ def test_int4_pack_round_trip():
     (lambda: Q.absmax_quantize(torch.ones(4), bits=16), ValueError,
      r"bits must be one of \[2, 3, 4, 5, 6, 7, 8\], got 16"),
     (lambda: Q.absmax_quantize(torch.ones(4), bits=1), ValueError, "bits must be one of"),
-    (lambda: Q.zeropoint_quantize(torch.ones(4), bits=4.0), ValueError, "bits must be one of"),
+    (lambda: Q.zeropoint_quantize(torch.ones(4), bits=4.0), TypeError, "bits must be an int, got float 4.0"),
+    (lambda: Q.absmax_quantize(torch.ones(4), bits=True), TypeError, "bits must be an int, got bool True"),
+    (lambda: Q.QuantizedLinear(nn.Linear(4, 4), bits="8"), TypeError, "bits must be an int, got str"),
     (lambda: Q.absmax_quantize(torch.ones(2, 10), 8, "group", 3), ValueError,
      r"group_size must divide the last dimension \(10\), got 3"),
     (lambda: Q.absmax_quantize(torch.ones(2, 10), 8, "group", None), ValueError, "group_size must be a positive int"),
+    (lambda: Q.absmax_quantize(torch.ones(2, 10), 8, "group", 0), ValueError, "group_size must be a positive int"),
+    (lambda: Q.absmax_quantize(torch.ones(2, 10), 8, "group", 2.5), TypeError, "group_size must be an int, got float"),
+    (lambda: Q.dequantize(torch.ones(2, 4, dtype=torch.uint8), torch.ones(2, 1), [0, 0]), TypeError,
+     "zero_point must be a torch.Tensor, got list"),
+    (lambda: Q.dequantize(torch.ones(2, 4, dtype=torch.uint8), torch.ones(2, 1), torch.zeros(2)), ValueError,
+     "zero_point must be a tensor shaped like scale"),
     (lambda: Q.absmax_quantize(torch.ones(2, 10), 8, "row"), ValueError, "granularity must be one of"),
     (lambda: Q.absmax_quantize(torch.ones(4, dtype=torch.int64)), TypeError,
      "x must be a floating-point tensor, got dtype torch.int64"),
@@ -151,6 +159,21 @@ def test_quantizer_bad_input(call, exc, error):
     with pytest.raises(exc, match=error):
         call()
 
+
+
+@pytest.mark.parametrize("quantize", [Q.absmax_quantize, Q.zeropoint_quantize, Q.minmax_quantize,
+                                      lambda x: Q.nf4_quantize(x, 4)])
+@pytest.mark.parametrize("bad,found", [(math.nan, "1 NaN"), (math.inf, r"1 \+inf"), (-math.inf, "1 -inf")])
+def test_quantizers_reject_non_finite_input(quantize, bad, found):
+    x = torch.tensor([0.5, -1.0, bad, 2.0])
+    with pytest.raises(ValueError, match=f"x must hold only finite values, got {found} among 4 values"):
+        quantize(x)
+
+
+def test_absmax_scale_stays_finite_on_finite_input():
+    q, scale = Q.absmax_quantize(torch.tensor([[0.0, 0.0], [1.0, -127.0]]), granularity="channel")
+    assert torch.isfinite(scale).all() and scale.flatten().tolist() == [1.0, 1.0]  # an all-zero row gets scale 1
+    assert q[1].tolist() == [1, -127]
 
 # --- NF4, double quantization, LLM.int8() -------------------------------------------------------------------------
 

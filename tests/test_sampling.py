@@ -80,7 +80,6 @@ def test_sampling_distribution_marks_kept_tokens():
     (lambda x: sampling.top_p_filter(x, 1.5), r"top_p must be in \(0, 1\], got 1.5"),
     (lambda x: sampling.top_p_filter(x, 0), r"top_p must be in \(0, 1\], got 0"),
     (lambda x: sampling.top_k_filter(x, -1), r"top_k must be an int in \[0, inf\) .*got -1"),
-    (lambda x: sampling.top_k_filter(x, 2.5), r"top_k must be an int in \[0, inf\) .*got float 2.5"),
     (lambda x: sampling.min_p_filter(x, 1.2), r"min_p must be in \[0, 1\], got 1.2"),
     (lambda x: sampling.repetition_penalty(x, torch.zeros(4, 1, dtype=torch.long), 0),
      r"penalty must be in \(0, inf\)"),
@@ -89,6 +88,14 @@ def test_sampling_distribution_marks_kept_tokens():
 def test_bad_arguments_name_parameter_range_and_value(logits, call, message):
     with pytest.raises(ValueError, match=message):
         call(logits)
+
+
+@pytest.mark.parametrize("bad", [2.5, True, "3", None])
+def test_top_k_of_a_wrong_type_is_a_type_error(logits, bad):
+    with pytest.raises(TypeError, match="top_k must be an int, got"):
+        sampling.top_k_filter(logits, bad)
+    with pytest.raises(TypeError, match="top_k must be an int, got"):
+        sampling.SamplingSettings(top_k=bad)
 
 
 def test_bad_types_and_loop_arguments(tiny):
@@ -102,6 +109,67 @@ def test_bad_types_and_loop_arguments(tiny):
         sampling.greedy(model, ids, 0)
     with pytest.raises(ValueError, match=r"input_ids must be an integer tensor of shape \(1, seq\)"):
         sampling.greedy(model, torch.tensor([5, 6]), 3)
+
+
+NAN, INF = float("nan"), float("inf")
+ENTRY_POINTS = {
+    "apply_temperature": lambda x: sampling.apply_temperature(x, 0.7),
+    "greedy temperature": lambda x: sampling.apply_temperature(x, 0),
+    "softmax_with_temperature": lambda x: sampling.softmax_with_temperature(x, 1.0),
+    "top_k_filter": lambda x: sampling.top_k_filter(x, 2),
+    "top_p_filter": lambda x: sampling.top_p_filter(x, 0.9),
+    "min_p_filter": lambda x: sampling.min_p_filter(x, 0.1),
+    "repetition_penalty": lambda x: sampling.repetition_penalty(x, torch.zeros(*x.shape[:-1], 1, dtype=torch.long),
+                                                                1.3),
+    "process_logits": lambda x: sampling.process_logits(x, sampling.SamplingSettings(0.7, 3, 0.9, 0.05)),
+    "sampling_distribution": lambda x: sampling.sampling_distribution(x[0], 0.7, 3, 0.9),
+    "probabilities_vs_temperature": lambda x: sampling.probabilities_vs_temperature(x[0], [0.5, 1.0]),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@pytest.mark.parametrize("bad,found", [(NAN, "1 NaN"), (INF, r"1 \+inf")])
+def test_entry_points_reject_nan_and_positive_inf(entry, bad, found):
+    x = torch.tensor([[0.0, 1.0, bad, 2.0]])
+    with pytest.raises(ValueError, match=f"logits must hold only finite values or -inf \\(a mask\\), got {found}"):
+        ENTRY_POINTS[entry](x)
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_entry_points_accept_minus_inf_masks_but_not_an_all_masked_row(entry):
+    masked = torch.tensor([[0.0, -INF, 1.0, 2.0]])
+    out = ENTRY_POINTS[entry](masked)
+    out = out[0] if isinstance(out, tuple) else out
+    assert not torch.isnan(out).any()
+    with pytest.raises(ValueError, match="logits must keep at least one finite value in each row"):
+        ENTRY_POINTS[entry](torch.full((1, 4), -INF))
+
+
+def test_chained_masks_pass_through_process_logits():
+    # top-k's -inf output fed to the next call is a mask, not an error
+    once = sampling.top_k_filter(torch.tensor([[3.0, 1.0, 2.0, 0.0]]), 2)
+    twice = sampling.process_logits(once, sampling.SamplingSettings(temperature=0.5, top_p=0.8))  # p(3) = 0.88
+    assert torch.isfinite(twice).tolist() == [[True, False, False, False]]
+
+
+@pytest.mark.parametrize("bad", [NAN, INF])
+@pytest.mark.parametrize("loop", [
+    lambda m, tok, ids: sampling.greedy(m, ids, 3),
+    lambda m, tok, ids: sampling.sample(m, ids, 3, temperature=0.8, top_k=20, num_samples=2),
+    lambda m, tok, ids: sampling.decode(m, ids, 3, sampling.SamplingSettings(0.0, repetition_penalty=1.3)),
+    lambda m, tok, ids: list(sampling.stream(m, tok, ids, 3)),
+    lambda m, tok, ids: list(sampling.stream(m, tok, ids, 3, sampling.SamplingSettings(temperature=1.0))),
+], ids=["greedy", "sample", "penalty", "stream", "stream-sample"])
+def test_decoding_loops_reject_a_model_that_returns_non_finite_logits(tiny, bad, loop):
+    model, tokenizer = tiny
+    ids = torch.tensor([[5, 6, 7]])
+    handle = model.lm_head.register_forward_hook(lambda mod, args, out: out.masked_fill(out > out.mean(), bad))
+    try:
+        with pytest.raises(ValueError, match="logits must hold only finite values or -inf"):
+            loop(model, tokenizer, ids)
+    finally:
+        handle.remove()
+    assert sampling.greedy(model, ids, 3).token_ids  # the hook is gone: decoding works again
 
 
 def _generate(model, ids, **kw):

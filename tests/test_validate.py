@@ -69,3 +69,23 @@ def test_tensor_checks():
     with pytest.raises(TypeError, match="ids must be an integer tensor"):
         V.token_ids("ids", x)
     assert V.token_ids("ids", torch.ones(1, 4, dtype=torch.long)).shape == (1, 4)
+
+
+def test_finite_rejects_nan_and_inf_and_allows_minus_inf_masks_only_when_asked():
+    x = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    assert V.finite("x", x) is x
+    assert V.finite("ids", torch.tensor([1, 2])).tolist() == [1, 2]  # integers are always finite
+    with pytest.raises(ValueError, match=r"x must hold only finite values, got 1 NaN, 1 \+inf among 4 values"):
+        V.finite("x", torch.tensor([0.0, math.nan, math.inf, 1.0]))
+    with pytest.raises(ValueError, match="x must hold only finite values, got 1 -inf among 2 values"):
+        V.finite("x", torch.tensor([0.0, -math.inf]))
+    masked = torch.tensor([[0.0, -math.inf], [-math.inf, 3.0]])
+    assert V.finite("logits", masked, allow_neg_inf=True) is masked
+    with pytest.raises(ValueError, match=r"logits must hold only finite values or -inf \(a mask\), got 1 NaN"):
+        V.finite("logits", torch.tensor([[0.0, math.nan]]), allow_neg_inf=True)
+    with pytest.raises(ValueError, match=r"got 1 row\(s\) of only -inf, the first at \(1,\)"):
+        V.finite("logits", torch.tensor([[0.0, 1.0], [-math.inf, -math.inf]]), allow_neg_inf=True)
+    with pytest.raises(ValueError, match="got only -inf values"):
+        V.finite("logits", torch.tensor([-math.inf, -math.inf]), allow_neg_inf=True)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor, got list"):
+        V.finite("x", [1.0])

@@ -11,6 +11,16 @@ import torch
 from llmlab import validate as V
 
 
+def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Float32 log softmax(logits)[target] at each position: (..., V) logits and (...) target ids -> (...)."""
+    V.tensor("logits", logits, floating=True)
+    V.tensor("targets", targets)
+    if targets.shape != logits.shape[:-1]:
+        raise ValueError(f"targets must have logits' leading shape {tuple(logits.shape[:-1])}, "
+                         f"got {tuple(targets.shape)}")
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None].to(logits.device))[..., 0]
+
+
 @torch.inference_mode()
 def token_logprobs(model, input_ids: torch.Tensor) -> torch.Tensor:
     """Logprob of each token given the ones before it, for tokens 1..n-1 of a (1, n) sequence."""
@@ -19,8 +29,7 @@ def token_logprobs(model, input_ids: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"input_ids must be a tensor of shape (1, n) with n >= 2, got "
                          f"{getattr(input_ids, 'shape', type(input_ids).__name__)}")
     ids = input_ids.to(model.device)
-    logprobs = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
-    return logprobs.gather(-1, ids[0, 1:, None])[:, 0].cpu()
+    return gather_logprobs(model(ids).logits[0, :-1], ids[0, 1:]).cpu()
 
 
 def text_logprobs(model, tokenizer, text: str, context: str = "") -> tuple[list[str], torch.Tensor]:

@@ -7,7 +7,6 @@ task heads from them instead of one full forward pass per task. Probing every la
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,6 +14,7 @@ import torch
 
 from llmlab import tokens, validate
 from llmlab.interpret.lens import residual_stream
+from llmlab.serving.timing import time_calls
 
 POOLS = ("mean", "last")
 
@@ -142,11 +142,6 @@ def time_shared_vs_separate(model, tokenizer, texts: Sequence[str], heads: Multi
 
     result = {}
     for name, fn in [("shared", shared), ("separate", separate)]:
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - start)
-        result[name] = best
+        result[name] = time_calls(fn, repeats).best
     result["saved"] = result["separate"] - result["shared"]
     return result

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from llmlab import validate
+from llmlab.evaluation.lm import gather_logprobs
 from llmlab.interpret._common import encode, target_ids, token_texts
 
 SCORES = ("logprob", "logit")
@@ -161,7 +162,7 @@ def continuation_logprob(model, prompt_ids: torch.Tensor, target: list[int]) -> 
     n, p = prompt_ids.shape
     tail = torch.tensor(target, dtype=prompt_ids.dtype).expand(n, -1)
     logits = model(input_ids=torch.cat([prompt_ids, tail], 1).to(model.device)).logits[:, p - 1:-1].float()
-    return torch.log_softmax(logits, -1).gather(-1, tail[..., None].to(logits.device))[..., 0].sum(-1).cpu()
+    return gather_logprobs(logits, tail).sum(-1).cpu()
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from llmlab import validate as V
 from llmlab.quantization.nf4 import NF4_CODEBOOK
 
 
@@ -66,14 +67,12 @@ BOOK_VALUES = (1234.56789, 12345.6789, 123456.789, 1234567.89)
 
 def _validate_format(fmt: str) -> None:
     """Reject unknown format names."""
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {list(FORMATS)}, got {fmt!r}")
+    V.one_of("fmt", fmt, FORMATS)
 
 
 def _validate_mode(mode: str) -> None:
     """Reject unknown rounding modes."""
-    if mode not in ROUNDING_MODES:
-        raise ValueError(f"mode must be one of {list(ROUNDING_MODES)}, got {mode!r}")
+    V.one_of("mode", mode, ROUNDING_MODES)
 
 
 def format_info(fmt: str) -> dict:

@@ -37,7 +37,7 @@ def nf4_nearest(x: torch.Tensor) -> torch.Tensor:
 
 def nf4_quantize(x: torch.Tensor, block_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """NF4 codes (uint8, shape of x) and one absmax per block of `block_size` consecutive values (flattened)."""
-    V.float_tensor("x", x)
+    V.finite("x", V.float_tensor("x", x))
     if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
         raise ValueError(f"block_size must be a positive int, got {block_size!r}")
     if x.numel() % block_size:

@@ -12,10 +12,9 @@ GRANULARITIES = ("tensor", "channel", "group")
 
 
 def valid_bits(bits, allowed: Sequence[int] = range(2, 9)) -> int:
-    """bits if it is an int among `allowed`, else ValueError naming the allowed widths."""
-    if not isinstance(bits, int) or isinstance(bits, bool) or bits not in allowed:
-        raise ValueError(f"bits must be one of {list(allowed)}, got {bits!r}")
-    return bits
+    """bits if it is an int (else TypeError) among `allowed` (else ValueError naming the allowed widths)."""
+    V.integer("bits", bits)
+    return V.one_of("bits", bits, allowed)
 
 
 def _grouped(x: torch.Tensor, granularity: str, group_size: int | None) -> torch.Tensor:
@@ -26,7 +25,9 @@ def _grouped(x: torch.Tensor, granularity: str, group_size: int | None) -> torch
         return x.reshape(1, -1)
     if granularity == "channel":
         return x.reshape(*x.shape[:-1], 1, x.shape[-1])
-    if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
+    if group_size is not None:
+        V.integer("group_size", group_size)  # TypeError for a non-int
+    if group_size is None or group_size < 1:
         raise ValueError(f"group_size must be a positive int for granularity='group', got {group_size!r}")
     if x.shape[-1] % group_size:
         raise ValueError(f"group_size must divide the last dimension ({x.shape[-1]}), got {group_size}")
@@ -44,7 +45,7 @@ def absmax_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tensor",
 
     Scales have shape () per tensor, (..., 1) per channel (row) and (..., n_groups) per group along the last dim.
     """
-    V.float_tensor("x", x)
+    V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
     qmax = 2 ** (bits - 1) - 1
     g = _grouped(x.float(), granularity, group_size)
@@ -60,7 +61,7 @@ def zeropoint_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tenso
 
     The range [min, max] is widened to include 0, so that 0 is represented exactly.
     """
-    V.float_tensor("x", x)
+    V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
     levels = 2 ** bits - 1
     g = _grouped(x.float(), granularity, group_size)
@@ -78,7 +79,7 @@ def minmax_quantize(x: torch.Tensor, bits: int = 4, granularity: str = "group",
     """Affine min/scale quantization (GGUF's Q4_1 at 4 bits, groups of 32): uint8 codes q in [0, 2**bits-1],
     scales and group minimums with x ≈ q * scale + low. Unlike zero-point, 0 need not be exact.
     """
-    V.float_tensor("x", x)
+    V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
     levels = 2 ** bits - 1
     g = _grouped(x.float(), granularity, group_size)
@@ -104,7 +105,8 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | 
         groups = q.float().reshape(*q.shape[:-1], scale.shape[-1], q.shape[-1] // scale.shape[-1])
         scale_g = scale
     if zero_point is not None:
-        if not isinstance(zero_point, torch.Tensor) or zero_point.shape != scale.shape:
+        V.tensor("zero_point", zero_point)  # TypeError for a non-tensor
+        if zero_point.shape != scale.shape:
             raise ValueError(f"zero_point must be a tensor shaped like scale {tuple(scale.shape)}, got "
                              f"{tuple(zero_point.shape) if isinstance(zero_point, torch.Tensor) else zero_point!r}")
         groups = groups - zero_point.reshape(scale_g.shape).float()[..., None]

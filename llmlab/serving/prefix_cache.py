@@ -6,7 +6,6 @@ registered prefixes: a request whose prompt starts with a stored prefix prefills
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import torch
 from llmlab import validate
 from llmlab.attention import LlamaWeights
 from llmlab.kv_cache import KVCache, prefill
+from llmlab.serving.timing import summarise, timed
 
 
 def copy_cache(cache: KVCache, capacity: int) -> KVCache:
@@ -106,7 +106,7 @@ class PrefixTiming:
     @property
     def speedup(self) -> float:
         """Median uncached TTFT ÷ median cached TTFT."""
-        return float(torch.tensor(self.uncached).median() / torch.tensor(self.cached).median())
+        return summarise(self.uncached).median / summarise(self.cached).median
 
 
 @torch.inference_mode()
@@ -119,11 +119,8 @@ def measure_prefix_ttft(w: LlamaWeights, prefix: Sequence[int], suffixes: Sequen
     prompts = [torch.tensor([list(prefix) + list(s)], device=device) for s in suffixes]
     uncached, cached = [], []
     for ids in prompts:
-        start = time.perf_counter()
-        prefill(w, ids, KVCache.for_weights(w, 1, ids.shape[1]))
-        uncached.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        _, _, reused = cache.start(ids, 1)
-        cached.append(time.perf_counter() - start)
+        uncached.append(timed(prefill, w, ids, KVCache.for_weights(w, 1, ids.shape[1]))[1])
+        (_, _, reused), seconds = timed(cache.start, ids, 1)
+        cached.append(seconds)
         assert reused == len(prefix)
     return PrefixTiming(len(prefix), [len(s) for s in suffixes], uncached, cached)

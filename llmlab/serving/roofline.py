@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from llmlab import models, validate
+from llmlab.serving.timing import time_calls
 
 
 @dataclass(frozen=True)
@@ -92,17 +92,6 @@ def forward_intensity(params: int, tokens: int, bytes_per_param: float, kv_bytes
     return 2 * params * tokens / (params * bytes_per_param + kv_bytes)
 
 
-def _best_seconds(fn, repeats: int) -> float:
-    """Fastest wall time of `repeats` calls after one warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 @torch.inference_mode()
 def measure_bandwidth(megabytes: int = 256, repeats: int = 5, device: str | torch.device = "cpu") -> float:
     """Bytes/s reading an fp32 matrix of `megabytes` MB in a matrix-vector product (a decode step's access pattern)."""
@@ -117,7 +106,7 @@ def measure_bandwidth(megabytes: int = 256, repeats: int = 5, device: str | torc
     def run():
         F.linear(x, weight)
         sync()
-    return weight.numel() * 4 / _best_seconds(run, repeats)
+    return weight.numel() * 4 / time_calls(run, repeats, warmup=1).best
 
 
 @torch.inference_mode()
@@ -133,7 +122,7 @@ def measure_matmul_flops(n: int = 1024, repeats: int = 5, dtype: torch.dtype = t
     def run():
         a @ b
         sync()
-    return matmul_flops(n, n, n) / _best_seconds(run, repeats)
+    return matmul_flops(n, n, n) / time_calls(run, repeats, warmup=1).best
 
 
 def measure_machine(device: str | torch.device = "cpu", megabytes: int = 256, n: int = 1024) -> Hardware:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from llmlab.tasks.jsonl import read_jsonl
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 PROBLEMS = DATA / "ch09_coding.jsonl"
@@ -26,7 +27,7 @@ class Problem:
 
 def load_problems(path: Path = PROBLEMS) -> list[Problem]:
     """The shipped problems, in file order."""
-    return [Problem(**json.loads(line)) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Problem(**row) for row in read_jsonl(path)]
 
 
 def chat_prompt(problem: Problem) -> str:
@@ -36,5 +37,5 @@ def chat_prompt(problem: Problem) -> str:
 
 def load_candidates(path: Path = CANDIDATES) -> dict:
     """Shipped model candidates: {'settings': {...}, 'candidates': {problem id: [code, ...]}}."""
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(path)
     return {"settings": rows[0]["settings"], "candidates": {r["id"]: r["candidates"] for r in rows[1:]}}

@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from llmlab import validate
+from llmlab.tasks.jsonl import read_jsonl
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SPLITS = ("dev", "test", "all")
@@ -25,7 +26,7 @@ INJECTION_PAYLOAD = "tallowbrook-deals"
 
 def _jsonl(name: str) -> list[dict]:
     """Rows of one jsonl data file."""
-    return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(DATA / name)
 
 
 @lru_cache(maxsize=1)

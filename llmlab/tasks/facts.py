@@ -6,10 +6,10 @@ opposites, plurals); see its docstring for what each file holds.
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 
 from llmlab import validate as V
+from llmlab.tasks.jsonl import read_jsonl
 
 PREFERENCE_SPLITS = ("train", "test")
 
@@ -17,7 +17,7 @@ PREFERENCE_SPLITS = ("train", "test")
 def _read_jsonl(name: str) -> list[dict]:
     """The rows of one shipped llmlab/data/*.jsonl file."""
     path = resources.files("llmlab.data") / name
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def load_corpus() -> list[dict]:

@@ -3,9 +3,10 @@ answers, a 1-5 score for each and which one is better."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from llmlab.tasks.jsonl import read_jsonl
 
 LABELS = Path(__file__).resolve().parent.parent / "data" / "ch09_judge_labels.jsonl"
 
@@ -25,5 +26,4 @@ class LabelledPair:
 
 def load_labels(path: Path = LABELS) -> list[LabelledPair]:
     """The shipped human-labelled pairs, in file order."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [LabelledPair(**json.loads(line)) for line in lines if line.strip()]
+    return [LabelledPair(**row) for row in read_jsonl(path)]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from llmlab.structured import first_json_object
+from llmlab.tasks.jsonl import read_jsonl
 from llmlab.tokens import pad_token_id
 
 SYSTEM_PROMPT = "Reply with JSON: item, qty (int), color, city, shipping (standard or express)."
@@ -24,7 +25,7 @@ def load_orders(split: str = "train") -> list[dict]:
     if split not in ORDER_SPLITS:
         raise ValueError(f"split must be one of {list(ORDER_SPLITS)}, got {split!r}")
     path = resources.files("llmlab.data") / f"ch05_orders_{split}.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def target_json(target: dict) -> str:

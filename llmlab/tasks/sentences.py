@@ -6,11 +6,11 @@ three translations of a sentence share a `group` id, and the train/test split ke
 
 from __future__ import annotations
 
-import json
 import random
 from importlib import resources
 
 from llmlab import validate
+from llmlab.tasks.jsonl import read_jsonl
 
 TASKS = ("sentiment", "topic", "language")
 DATA_FILE = "ch08_sentences.jsonl"
@@ -18,8 +18,7 @@ DATA_FILE = "ch08_sentences.jsonl"
 
 def load_sentences() -> list[dict]:
     """All sentences as dicts with id, group, text, sentiment, topic, language."""
-    text = resources.files("llmlab.data").joinpath(DATA_FILE).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return read_jsonl(resources.files("llmlab.data").joinpath(DATA_FILE))
 
 
 def split_by_group(rows: list[dict], test_fraction: float = 0.25, seed: int = 0) -> tuple[list[int], list[int]]:

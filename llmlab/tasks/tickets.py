@@ -7,11 +7,11 @@ use train and dev; test and unseen are for final numbers only.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
 from llmlab import validate
+from llmlab.tasks.jsonl import read_jsonl
 
 LABELS = ("billing", "shipping", "account", "technical")
 SPLITS = ("train", "dev", "test")
@@ -25,7 +25,7 @@ INSTRUCTION = ("Route the customer message to the team that handles it: billing 
 def load_tickets(split: str = "train") -> list[dict]:
     """The examples of one split, each {'text': str, 'label': str}, in file order."""
     validate.one_of("split", split, SPLITS + (UNSEEN,))
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(DATA)
     return [{"text": r["text"], "label": r["label"]} for r in rows if r["split"] == split]
 
 
