@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from llmlab import agents, models  # noqa: E402
-from llmlab.retrieval import bootstrap_ci, rag  # noqa: E402
+from llmlab.evaluation.stats import bootstrap_ci  # noqa: E402
+from llmlab.retrieval import rag  # noqa: E402
 from llmlab.tasks import company_docs  # noqa: E402
 
 MAX_STEPS = 4
@@ -80,8 +81,8 @@ def measure(n: int | None, quick: bool) -> dict:
 
 
 def _ci(values) -> str:
-    mean, lo, hi = bootstrap_ci([float(v) for v in values])
-    return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
+    """'mean [low, high]' of per-task scores."""
+    return f"{bootstrap_ci([float(v) for v in values]):.2f}"
 
 
 def format_report(res: dict, header: str) -> str:

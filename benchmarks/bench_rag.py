@@ -21,6 +21,7 @@ import common  # noqa: E402
 
 from llmlab import models  # noqa: E402
 from llmlab import retrieval as R  # noqa: E402
+from llmlab.evaluation.stats import bootstrap_ci  # noqa: E402
 from llmlab.retrieval import dense, rag  # noqa: E402
 from llmlab.tasks import company_docs  # noqa: E402
 
@@ -30,8 +31,7 @@ TOP = 3  # passages given to the model
 
 def _ci(values) -> str:
     """'mean [low, high]' of per-question scores."""
-    mean, lo, hi = R.bootstrap_ci(values)
-    return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
+    return f"{bootstrap_ci(values):.2f}"
 
 
 def build_retrievers(docs, encoder, **chunking):

@@ -1,5 +1,5 @@
 """Post-training: preference batches, the DPO loss from scratch, a Bradley–Terry reward model, KL to the
-reference, and a rule-based judge with a bootstrap win rate.
+reference, and a rule-based judge whose win rate gets its interval from `evaluation.stats.bootstrap_ci`.
 
 DPO (Rafailov et al. 2023, eq. 7): with sequence log-probabilities of the response only (prompt tokens masked),
 
@@ -17,7 +17,6 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -283,11 +282,3 @@ def pairwise_outcomes(scores_a: Sequence[float], scores_b: Sequence[float]) -> l
     V.same_length(("scores_a", "scores_b"), V.non_empty("scores_a", scores_a), scores_b)
     return [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(scores_a, scores_b)]
 
-
-def bootstrap_interval(values: Sequence[float], n_boot: int = 2000, level: float = 0.95,
-                       seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its percentile bootstrap interval (`evaluation.stats.bootstrap_ci`)."""
-    from llmlab.evaluation.stats import bootstrap_ci
-
-    low, high = bootstrap_ci(values, n_resamples=n_boot, confidence=level, seed=seed)
-    return float(np.mean(np.asarray(values, dtype=float))), low, high

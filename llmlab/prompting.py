@@ -7,7 +7,6 @@ reads answers out of replies and scores them.
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from dataclasses import dataclass
@@ -192,24 +191,6 @@ def knn_vote(train_vectors, train_labels: Sequence[Hashable], query_vectors, k: 
 
 
 # ---------------------------------------------------------------- bootstrap interval of a difference
-
-
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> tuple[float, float, float]:
-    """mean(b) - mean(a) over paired per-example scores, with a percentile bootstrap interval (diff, low, high)."""
-    validate.non_empty("a", a)
-    validate.same_length(("a", "b"), a, b)
-    validate.positive_int("n_resamples", n_resamples)
-    validate.probability("level", level, open_low=True, open_high=True)
-    for name, values in (("a", a), ("b", b)):
-        for i, v in enumerate(values):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-                raise TypeError(f"{name}[{i}] must be a number (a metric score), got {type(v).__name__} {v!r}")
-    from llmlab.evaluation.stats import bootstrap_ci
-
-    diffs = [float(y) - float(x) for x, y in zip(a, b)]
-    low, high = bootstrap_ci(diffs, n_resamples=n_resamples, confidence=level, seed=seed)
-    return sum(diffs) / len(diffs), low, high
 
 
 # ---------------------------------------------------------------- prompt injection

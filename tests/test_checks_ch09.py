@@ -109,26 +109,34 @@ def bootstrap(values, n_resamples, confidence, seed):
 def bootstrap_wrong_quantile(values, n_resamples, confidence, seed):
     means = np.random.default_rng(seed).choice(values, (n_resamples, len(values))).mean(1)
     alpha = 1 - confidence
-    return tuple(float(x) for x in np.quantile(means, [alpha, 1 - alpha]))
+    return (float(np.mean(values)), *(float(x) for x in np.quantile(means, [alpha, 1 - alpha])))
 
 
 def bootstrap_without_replacement(values, n_resamples, confidence, seed):
     rng = np.random.default_rng(seed)
     means = np.array([rng.permutation(values).mean() for _ in range(n_resamples)])
     alpha = 1 - confidence
-    return tuple(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2]))
+    return (float(np.mean(values)), *(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2])))
 
 
 def bootstrap_half_size_resamples(values, n_resamples, confidence, seed):
     values = np.asarray(values)
     means = np.random.default_rng(seed).choice(values, (n_resamples, max(1, len(values) // 2))).mean(1)
     alpha = 1 - confidence
-    return tuple(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2]))
+    return (float(np.mean(values)), *(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2])))
+
+
+def bootstrap_without_mean(values, n_resamples, confidence, seed):
+    return tuple(stats.bootstrap_ci(values, n_resamples, confidence, seed)[1:])
+
+
+def bootstrap_median_as_mean(values, n_resamples, confidence, seed):
+    return (float(np.median(values)), *stats.bootstrap_ci(values, n_resamples, confidence, seed)[1:])
 
 
 def bootstrap_confidence_as_quantile(values, n_resamples, confidence, seed):
     means = np.random.default_rng(seed).choice(values, (n_resamples, len(values))).mean(1)
-    return tuple(float(x) for x in np.quantile(means, [1 - confidence, confidence]))
+    return (float(np.mean(values)), *(float(x) for x in np.quantile(means, [1 - confidence, confidence])))
 
 
 def f1_sets(prediction, reference):
@@ -170,7 +178,8 @@ CASES = [
     CheckCase(ch09.check_bradley_terry, ranking.bradley_terry, [bt_without_normalisation, bt_win_rate, bt_transposed,
                                                                 bt_one_iteration]),
     CheckCase(ch09.check_bootstrap_ci, bootstrap, [bootstrap_wrong_quantile, bootstrap_without_replacement,
-                                                   bootstrap_half_size_resamples, bootstrap_confidence_as_quantile]),
+                                                   bootstrap_half_size_resamples, bootstrap_confidence_as_quantile,
+                                                   bootstrap_without_mean, bootstrap_median_as_mean]),
     CheckCase(ch09.check_token_f1, text.token_f1, [f1_sets, f1_not_normalised, f1_recall_only, f1_empty_is_zero]),
 ]
 

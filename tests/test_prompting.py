@@ -1,4 +1,4 @@
-"""Prompt building, answer extraction, self-consistency, sensitivity, bootstrap and the injection harness."""
+"""Prompt building, answer extraction, self-consistency, sensitivity and the injection harness."""
 
 from __future__ import annotations
 
@@ -66,19 +66,6 @@ def test_accuracy_and_empty_dataset():
     assert prompting.accuracy(["a", None, "c"], ["a", "b", "x"]) == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="gold"):
         prompting.accuracy([], [])
-
-
-def test_paired_bootstrap_interval():
-    a = [0.0] * 50 + [1.0] * 50
-    b = [1.0] * 100
-    diff, low, high = prompting.paired_bootstrap(a, b, n_resamples=500)
-    assert diff == pytest.approx(0.5) and 0 < low < 0.5 < high <= 1
-    same = prompting.paired_bootstrap(a, a, n_resamples=200)
-    assert same == (0.0, 0.0, 0.0)
-    with pytest.raises(TypeError, match="metric score"):
-        prompting.paired_bootstrap([1.0], ["yes"])
-    with pytest.raises(ValueError, match="a must have at least one item"):
-        prompting.paired_bootstrap([], [])
 
 
 def test_sensitivity_spread():

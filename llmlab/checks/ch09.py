@@ -99,21 +99,22 @@ def check_bradley_terry(bradley_terry) -> None:
 
 
 def check_bootstrap_ci(bootstrap_ci) -> None:
-    """Exercise 09.5: percentile bootstrap interval of the mean (resample with replacement, same size)."""
+    """Exercise 09.5: (mean, low, high), the percentile bootstrap interval of the mean (with replacement, same size)."""
     values = np.random.default_rng(5).normal(70, 12, size=300)
     se = values.std() / math.sqrt(len(values))
     with Check("Exercise 09.5 bootstrap_ci") as c:
         case = "five identical scores"
         got = c.call(bootstrap_ci, [3.0] * 5, 500, 0.95, 0, case=case)
-        c.that(isinstance(got, tuple) and len(got) == 2, case, f"expected a (low, high) tuple, got {got!r}")
-        c.close(got[0], 3.0, case=case)
-        c.close(got[1], 3.0, case=case)
+        c.that(isinstance(got, tuple) and len(got) == 3, case, f"expected a (mean, low, high) tuple, got {got!r}")
+        for x in got:
+            c.close(x, 3.0, case=case)
         for confidence in (0.95, 0.8):
             z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
             case = f"300 scores, confidence {confidence}"
             got = c.call(bootstrap_ci, values.copy(), 4000, confidence, 0, case=case)
-            c.that(isinstance(got, tuple) and len(got) == 2, case, f"expected a (low, high) tuple, got {got!r}")
-            low, high = (float(x) for x in got)
+            c.that(isinstance(got, tuple) and len(got) == 3, case, f"expected a (mean, low, high) tuple, got {got!r}")
+            mean, low, high = (float(x) for x in got)
+            c.close(mean, values.mean(), case=case)
             c.that(low <= values.mean() <= high, case, f"the interval ({low:.3f}, {high:.3f}) must contain the mean "
                                                        f"{values.mean():.3f}")
             width, want = high - low, 2 * z * se

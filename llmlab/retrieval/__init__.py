@@ -5,7 +5,6 @@ from llmlab.retrieval.chunking import Chunk, chunk_documents, chunk_fixed, chunk
 from llmlab.retrieval.dense import DenseIndex, FlatIndex, cosine_top_k, embed, faiss_index, load_encoder
 from llmlab.retrieval.hybrid import HybridIndex, doc_ranking, reciprocal_rank_fusion
 from llmlab.retrieval.metrics import (
-                                      bootstrap_ci,
                                       contains_match,
                                       exact_match,
                                       is_supported,
@@ -17,5 +16,5 @@ from llmlab.retrieval.metrics import (
 
 __all__ = ["BM25Index", "bm25_score", "idf", "tokenize", "Chunk", "chunk_documents", "chunk_fixed",
            "chunk_paragraphs", "chunk_sentences", "DenseIndex", "FlatIndex", "cosine_top_k", "embed", "faiss_index",
-           "load_encoder", "HybridIndex", "doc_ranking", "reciprocal_rank_fusion", "bootstrap_ci", "contains_match",
+           "load_encoder", "HybridIndex", "doc_ranking", "reciprocal_rank_fusion", "contains_match",
            "exact_match", "is_supported", "mean_reciprocal_rank", "ndcg_at_k", "recall_at_k", "reciprocal_rank"]
