@@ -13,7 +13,6 @@ same maths with an explicit scorer. `dpo_loss` matches TRL's `DPOTrainer` (loss_
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from llmlab import validate as V
+from llmlab.evaluation.text import contains_match
 from llmlab.tasks import orders
 from llmlab.tokens import pad_token_id
 
@@ -263,7 +263,8 @@ def chat_replies(model, tokenizer, prompts: Sequence[str], max_new_tokens: int =
 
 
 def judge_reply(reply: str, gold: str, max_words: int = 20) -> int:
-    """Rule-based score 0-2: +1 if the gold answer appears as a whole word, +1 if the reply has <= max_words words.
+    """Rule-based score 0-2: +1 if the gold answer appears as whole words (`contains_match`), +1 if the reply has
+    <= max_words words.
 
     An empty reply scores 0 (it is not concise, it is missing).
     """
@@ -273,8 +274,7 @@ def judge_reply(reply: str, gold: str, max_words: int = 20) -> int:
     n = len(reply.split())
     if n == 0:
         return 0
-    correct = re.search(rf"(?<![\w-]){re.escape(gold.lower())}(?![\w-])", reply.lower()) is not None
-    return int(correct) + int(n <= max_words)
+    return int(contains_match(reply, gold)) + int(n <= max_words)
 
 
 def pairwise_outcomes(scores_a: Sequence[float], scores_b: Sequence[float]) -> list[float]:

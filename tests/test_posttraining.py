@@ -165,6 +165,7 @@ def test_judge_and_win_rate():
     assert pt.judge_reply("12 plus 30 is 42.", "42") == 2 and pt.judge_reply("It is 420.", "42") == 1
     assert pt.judge_reply(" ".join(["Lima"] + ["word"] * 30), "Lima") == 1
     assert pt.judge_reply("", "Lima") == 0
+    assert pt.judge_reply("It is 4.2.", "42") == 1 and pt.judge_reply("It is 3.90 euros.", "3.90") == 2
     assert pt.pairwise_outcomes([2, 1, 0], [1, 1, 2]) == [1.0, 0.5, 0.0]
 
 
