@@ -301,10 +301,8 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
                 continue
             if choose is not None:
                 token = choose(results[row].token_ids, logits[row].cpu(), processed[row], gen)
-            elif settings.greedy:
-                token = int(processed[row].argmax())
             else:
-                token = int(torch.multinomial(processed[row].softmax(-1), 1, generator=gen))
+                token = pick_token(processed[row], settings.greedy, gen)
             results[row].token_ids.append(token)
             results[row].logprobs.append(float(logprobs[row, token]))
             done[row] = token in eos
@@ -315,6 +313,11 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
         ids = torch.cat([ids, step], dim=1)
         logits, past = _forward(model, step, past)
     return results
+
+
+def pick_token(processed: torch.Tensor, greedy: bool, generator: torch.Generator) -> int:
+    """The next token from processed 1-d logits (vocab,): the argmax when greedy, else one seeded draw."""
+    return int(processed.argmax()) if greedy else int(torch.multinomial(processed.softmax(-1), 1, generator=generator))
 
 
 def greedy(model, input_ids: torch.Tensor, max_new_tokens: int,
@@ -355,8 +358,7 @@ def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
     logits, past = _forward(model, ids, None)
     for _ in range(max_new_tokens):
         processed = process_logits(logits, settings, ids).cpu()[0]
-        token = int(processed.argmax()) if settings.greedy \
-            else int(torch.multinomial(processed.softmax(-1), 1, generator=gen))
+        token = pick_token(processed, settings.greedy, gen)
         logprob = float(torch.log_softmax(logits[0], dim=-1)[token])
         new.append(token)
         text = tokenizer.decode(new, skip_special_tokens=True)
