@@ -22,7 +22,7 @@ from torch import nn
 from llmlab import validate as V
 from llmlab.evaluation.text import contains_match
 from llmlab.tasks import orders
-from llmlab.tokens import pad_token_id
+from llmlab.tokens import generate_batch, pad_token_id
 
 # ---------------------------------------------------------------- numerics
 
@@ -241,25 +241,8 @@ def pairwise_accuracy(head: nn.Module, chosen: torch.Tensor, rejected: torch.Ten
 @torch.no_grad()
 def chat_replies(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 48,
                  batch_size: int = 16) -> list[str]:
-    """Greedy chat replies to user prompts, generated in left-padded batches."""
-    V.non_empty("prompts", prompts)
-    V.positive_int("max_new_tokens", max_new_tokens)
-    V.positive_int("batch_size", batch_size)
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
-                                           tokenize=False) for p in prompts]
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    device = next(model.parameters()).device
-    replies: list[str] = []
-    try:
-        for i in range(0, len(texts), batch_size):
-            inputs = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True,
-                               add_special_tokens=False).to(device)
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=pad_token_id(tokenizer))
-            replies += tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-    return [r.strip() for r in replies]
+    """Greedy chat replies to user prompts, generated in left-padded batches (`tokens.generate_batch`)."""
+    return [r.strip() for r in generate_batch(model, tokenizer, prompts, max_new_tokens, batch_size)]
 
 
 def judge_reply(reply: str, gold: str, max_words: int = 20) -> int:
