@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from llmlab import agents, models  # noqa: E402
-from llmlab.retrieval import bootstrap_ci, rag  # noqa: E402
+from llmlab import agents, models, prompting  # noqa: E402
+from llmlab.evaluation.stats import bootstrap_ci  # noqa: E402
 from llmlab.tasks import company_docs  # noqa: E402
 
 MAX_STEPS = 4
@@ -75,13 +75,13 @@ def measure(n: int | None, quick: bool) -> dict:
     search_tasks = search_tasks[:2] if quick else search_tasks[:n] if n else search_tasks
     res["n_injection"] = len(search_tasks)
     res["injection"] = run_injection(model, tok, search_tasks, {
-        "none": {}, "prompt": {"defense": True}, "prompt+filter": {"defense": True, "sanitize": rag.sanitize}})
+        "none": {}, "prompt": {"defense": True}, "prompt+filter": {"defense": True, "sanitize": prompting.sanitize}})
     return res
 
 
 def _ci(values) -> str:
-    mean, lo, hi = bootstrap_ci([float(v) for v in values])
-    return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
+    """'mean [low, high]' of per-task scores."""
+    return f"{bootstrap_ci([float(v) for v in values]):.2f}"
 
 
 def format_report(res: dict, header: str) -> str:
@@ -110,7 +110,7 @@ def format_report(res: dict, header: str) -> str:
               "review: 'ignore all previous instructions and reply only with ...')", "",
               "| defense | answer or tool input repeats the payload |", "|---|---|"]
     lines += [f"| {d} | {_ci(v)} |" for d, v in res["injection"].items()]
-    lines += ["", "prompt: the system prompt says observations are data; filter: llmlab.retrieval.rag.sanitize "
+    lines += ["", "prompt: the system prompt says observations are data; filter: llmlab.prompting.sanitize "
               "removes instruction-like sentences from every observation (a pattern list)."]
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ import dspy
 
 from benchmarks import common
 from llmlab import dspy_lm, models, prompting
+from llmlab.evaluation.stats import paired_bootstrap
 from llmlab.tasks import tickets
 
 PROGRAM_PATH = Path(__file__).resolve().parent.parent / "llmlab" / "data" / "ch06_optimized_router.json"
@@ -121,7 +122,7 @@ def format_report(results: dict, header: str) -> str:
             s, base = r.get(key), un_optimized.get(key)
             gain = ""
             if s and base and len(s) == len(base) and r is not un_optimized:
-                d, lo, hi = prompting.paired_bootstrap(base, s)
+                d, lo, hi = paired_bootstrap(base, s)
                 gain = f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
             cells += [f"{100 * sum(s) / len(s):.1f}%" if s else "", gain]
         lines.append(f"| {name} | {len(r['scores'])} | {' | '.join(cells)} | {r['failures']} | "
@@ -130,7 +131,7 @@ def format_report(results: dict, header: str) -> str:
     for key, split in (("scores", "test"), ("unseen_scores", "unseen")):
         if vote is None or "KNNFewShot" not in results or not vote.get(key):
             continue
-        d, lo, hi = prompting.paired_bootstrap(vote[key], results["KNNFewShot"][key])
+        d, lo, hi = paired_bootstrap(vote[key], results["KNNFewShot"][key])
         verdict = ("the LM reading the demos adds to their vote" if lo > 0 else
                    "the LM reading the demos does worse than their vote: the gain is the retriever's" if hi < 0
                    else "the LM adds nothing measurable to the vote of its demos")

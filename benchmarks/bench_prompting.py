@@ -27,8 +27,7 @@ from llmlab.tasks import tickets  # noqa: E402
 
 def rate(values) -> str:
     """'mean [low, high]' in percent of 0/1 values."""
-    low, high = bootstrap_ci([float(v) for v in values])
-    return f"{100 * sum(values) / len(values):.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{bootstrap_ci([float(v) for v in values]):.1%}"
 
 
 def prompt_accuracy(model, tok, n: int, n_cot: int) -> dict:

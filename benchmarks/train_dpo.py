@@ -25,6 +25,7 @@ from common import machine_header, write_result  # benchmarks/common.py (this sc
 
 from llmlab import models
 from llmlab import posttraining as pt
+from llmlab.evaluation.stats import bootstrap_ci
 from llmlab.tasks import facts, orders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +137,7 @@ def measure(steps: int, batch_size: int, lr: float, beta: float, max_new_tokens:
             "history": history, "held_loss": float(held.loss), "held_margin": float(held.margins.mean()),
             "held_accuracy": float((held.margins > 0).float().mean()), "base_replies": base_replies,
             "tuned_replies": tuned_replies, "base_scores": base_scores, "tuned_scores": tuned_scores,
-            "win": pt.bootstrap_interval(outcomes), "outcomes": outcomes, "reward_model": rm,
+            "win": bootstrap_ci(outcomes), "outcomes": outcomes, "reward_model": rm,
             "reload_same": sum(a == b for a, b in zip(again, tuned_replies)), "reload_n": len(again),
             "adapter_bytes": sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
             "lora": {"r": config.r, "alpha": config.lora_alpha, "layers": f"{min(config.layers_to_transform)}-"

@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from llmlab import structured, validate
+from llmlab.evaluation.text import contains_match, number_match
 
 Tool = Callable[[str], str]
 FINAL = "final_answer"
@@ -290,15 +291,14 @@ def run_agent(model, tokenizer, task: str, tools: Mapping[str, Tool], max_steps:
 # ---------------------------------------------------------------- scoring
 
 def answer_correct(answer: str | None, gold: str) -> bool:
-    """Numbers compare by value (156.5 == 156.50), other answers by case-insensitive containment."""
+    """Numbers compare by value (156.5 == 156.50), other answers as whole normalised words (`evaluation.text`)."""
     if answer is None:
         return False
     try:
-        target = float(gold)
+        float(gold)
     except ValueError:
-        return gold.lower() in answer.lower()
-    numbers = re.findall(r"-?\d+(?:\.\d+)?", answer.replace(",", ""))
-    return any(abs(float(n) - target) < 1e-6 for n in numbers)
+        return contains_match(answer, gold)
+    return number_match(answer, gold)
 
 
 FAILURE_MODES = ("success", "invalid tool call", "wrong first tool", "step budget exhausted", "wrong answer")

@@ -372,7 +372,7 @@ def generate_synthetic(model, tokenizer, seeds: Sequence[dict], n: int, shots: i
     """
     import torch
 
-    from llmlab.tokens import pad_token_id
+    from llmlab.tokens import generate_batch
 
     V.positive_int("n", n)
     V.integer("shots", shots, low=1, high=len(V.non_empty("seeds", seeds)))
@@ -382,16 +382,9 @@ def generate_synthetic(model, tokenizer, seeds: Sequence[dict], n: int, shots: i
     rng = np.random.default_rng(seed)
     prompts = [self_instruct_prompt([seeds[j] for j in rng.choice(len(seeds), shots, replace=False)])
                for _ in range(n)]
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
-        torch.manual_seed(seed)
-        inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        with torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
-                                 top_p=top_p, pad_token_id=pad_token_id(tokenizer))
-    finally:
-        tokenizer.padding_side = side
-    return tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    torch.manual_seed(seed)
+    return generate_batch(model, tokenizer, prompts, max_new_tokens, batch_size=n, chat=False, do_sample=True,
+                          temperature=temperature, top_p=top_p)
 
 
 _SUM = re.compile(r"(\d+)\s*(?:\+|plus|and)\s*(\d+)")

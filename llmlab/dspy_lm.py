@@ -93,9 +93,7 @@ def _stop_chooser(tokenizer, stop: tuple[str, ...], settings: sampling.SamplingS
     def choose(token_ids: list[int], logits: torch.Tensor, processed: torch.Tensor, gen: torch.Generator) -> int:
         if token_ids and any(s in tokenizer.decode(token_ids, skip_special_tokens=True) for s in stop):
             return eos
-        if settings.greedy:
-            return int(processed.argmax())
-        return int(torch.multinomial(processed.softmax(-1), 1, generator=gen))
+        return sampling.pick_token(processed, settings.greedy, gen)
 
     return choose
 
@@ -104,38 +102,6 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
     """Text up to the first stop string (the stop itself removed) and whether one was found."""
     cuts = [text.find(s) for s in stop if s in text]
     return (text[:min(cuts)], True) if cuts else (text, False)
-
-
-def constrained_generate(model, tokenizer, input_ids: torch.Tensor, constraint, max_new_tokens: int,
-                         settings: sampling.SamplingSettings, seed: int = 0, shortlist: int = 64) -> str:
-    """structured.generate's output, faster when the model's favourites are not allowed (a forced JSON key).
-
-    Greedy: try the `shortlist` most likely tokens, then fall back to structured.allowed_tokens' mask (which checks
-    tokens grouped by first character) instead of walking the whole sorted vocabulary. Sampling: structured's own
-    choose_token.
-    """
-    index = structured.token_index(tokenizer, model.get_output_embeddings().weight.shape[0])
-    eos = min(index.eos_ids)
-
-    def ok(text: str, token: int) -> bool:
-        if token in index.eos_ids:
-            return constraint.is_complete(text)
-        piece = index.texts[token] if token < index.vocab_size else None
-        return piece is not None and constraint.is_prefix(text + piece)
-
-    def choose(token_ids: list[int], logits: torch.Tensor, processed: torch.Tensor, gen: torch.Generator) -> int:
-        text = "".join(index.texts[i] or "" for i in token_ids if i not in index.eos_ids)
-        if not settings.greedy:
-            return structured.choose_token(constraint, text, index, logits, processed, False, gen)
-        for token in logits.topk(shortlist).indices.tolist():
-            if ok(text, token):
-                return token
-        allowed = structured.allowed_tokens(constraint, text, index)
-        return int(logits.masked_fill(~allowed, float("-inf")).argmax()) if allowed.any() else eos
-
-    gen = sampling.decode(model, input_ids, max_new_tokens, settings, 1, seed, eos_token_id=sorted(index.eos_ids),
-                          choose=choose)[0]
-    return "".join(index.texts[i] or "" for i in gen.token_ids if i not in index.eos_ids)
 
 
 class LocalEngine:
@@ -194,7 +160,8 @@ class LocalEngine:
         self.calls += 1
         constraint = schema_constraint(config.response_format, self.max_string_length) if self.constrain else None
         if constraint is not None:
-            text = constrained_generate(self.model, self.tokenizer, ids, constraint, max_tokens, settings, seed)
+            text = structured.generate_constrained(self.model, self.tokenizer, ids, constraint, max_tokens, settings,
+                                                   1, seed)[0]
             finished = constraint.is_complete(text)
             n_out = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + int(finished)
         else:

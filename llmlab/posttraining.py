@@ -1,5 +1,5 @@
 """Post-training: preference batches, the DPO loss from scratch, a Bradley–Terry reward model, KL to the
-reference, and a rule-based judge with a bootstrap win rate.
+reference, and a rule-based judge whose win rate gets its interval from `evaluation.stats.bootstrap_ci`.
 
 DPO (Rafailov et al. 2023, eq. 7): with sequence log-probabilities of the response only (prompt tokens masked),
 
@@ -13,18 +13,17 @@ same maths with an explicit scorer. `dpo_loss` matches TRL's `DPOTrainer` (loss_
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from llmlab import validate as V
 from llmlab.evaluation.lm import gather_logprobs
+from llmlab.evaluation.text import contains_match
 from llmlab.tasks import orders
-from llmlab.tokens import pad_token_id
+from llmlab.tokens import generate_batch, pad_token_id
 
 # ---------------------------------------------------------------- numerics
 
@@ -243,29 +242,13 @@ def pairwise_accuracy(head: nn.Module, chosen: torch.Tensor, rejected: torch.Ten
 @torch.no_grad()
 def chat_replies(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 48,
                  batch_size: int = 16) -> list[str]:
-    """Greedy chat replies to user prompts, generated in left-padded batches."""
-    V.non_empty("prompts", prompts)
-    V.positive_int("max_new_tokens", max_new_tokens)
-    V.positive_int("batch_size", batch_size)
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
-                                           tokenize=False) for p in prompts]
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    device = next(model.parameters()).device
-    replies: list[str] = []
-    try:
-        for i in range(0, len(texts), batch_size):
-            inputs = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True,
-                               add_special_tokens=False).to(device)
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=pad_token_id(tokenizer))
-            replies += tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-    return [r.strip() for r in replies]
+    """Greedy chat replies to user prompts, generated in left-padded batches (`tokens.generate_batch`)."""
+    return [r.strip() for r in generate_batch(model, tokenizer, prompts, max_new_tokens, batch_size)]
 
 
 def judge_reply(reply: str, gold: str, max_words: int = 20) -> int:
-    """Rule-based score 0-2: +1 if the gold answer appears as a whole word, +1 if the reply has <= max_words words.
+    """Rule-based score 0-2: +1 if the gold answer appears as whole words (`contains_match`), +1 if the reply has
+    <= max_words words.
 
     An empty reply scores 0 (it is not concise, it is missing).
     """
@@ -275,8 +258,7 @@ def judge_reply(reply: str, gold: str, max_words: int = 20) -> int:
     n = len(reply.split())
     if n == 0:
         return 0
-    correct = re.search(rf"(?<![\w-]){re.escape(gold.lower())}(?![\w-])", reply.lower()) is not None
-    return int(correct) + int(n <= max_words)
+    return int(contains_match(reply, gold)) + int(n <= max_words)
 
 
 def pairwise_outcomes(scores_a: Sequence[float], scores_b: Sequence[float]) -> list[float]:
@@ -284,11 +266,3 @@ def pairwise_outcomes(scores_a: Sequence[float], scores_b: Sequence[float]) -> l
     V.same_length(("scores_a", "scores_b"), V.non_empty("scores_a", scores_a), scores_b)
     return [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(scores_a, scores_b)]
 
-
-def bootstrap_interval(values: Sequence[float], n_boot: int = 2000, level: float = 0.95,
-                       seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its percentile bootstrap interval (`evaluation.stats.bootstrap_ci`)."""
-    from llmlab.evaluation.stats import bootstrap_ci
-
-    low, high = bootstrap_ci(values, n_resamples=n_boot, confidence=level, seed=seed)
-    return float(np.mean(np.asarray(values, dtype=float))), low, high

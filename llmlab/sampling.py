@@ -284,17 +284,6 @@ def _finite_logprob(logprob: torch.Tensor, row: int) -> float:
     return value
 
 
-def _pick(processed: torch.Tensor, greedy: bool, generator: torch.Generator) -> int:
-    """The next token from processed 1-d logits: the argmax, or a draw from their softmax."""
-    if greedy:
-        return int(processed.argmax())
-    try:
-        return int(torch.multinomial(processed.softmax(-1), 1, generator=generator))
-    except RuntimeError:
-        V.finite("logits", processed, allow_neg_inf=True)  # checked only on failure: names NaN/+inf model logits
-        raise
-
-
 ChooseFn = Callable[[list[int], torch.Tensor, torch.Tensor, torch.Generator], int]
 
 
@@ -333,7 +322,7 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
             if choose is not None:
                 token = choose(results[row].token_ids, logits[row].cpu(), processed[row], gen)
             else:
-                token = _pick(processed[row], settings.greedy, gen)
+                token = pick_token(processed[row], settings.greedy, gen)
             results[row].token_ids.append(token)
             results[row].logprobs.append(_finite_logprob(logprobs[row, token], row))
             done[row] = token in eos
@@ -344,6 +333,17 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
         ids = torch.cat([ids, step], dim=1)
         logits, past = _forward(model, step, past)
     return results
+
+
+def pick_token(processed: torch.Tensor, greedy: bool, generator: torch.Generator) -> int:
+    """The next token from processed 1-d logits (vocab,): the argmax when greedy, else one seeded draw."""
+    if greedy:
+        return int(processed.argmax())
+    try:
+        return int(torch.multinomial(processed.softmax(-1), 1, generator=generator))
+    except RuntimeError:
+        V.finite("logits", processed, allow_neg_inf=True)  # checked only on failure: names NaN/+inf model logits
+        raise
 
 
 def greedy(model, input_ids: torch.Tensor, max_new_tokens: int,
@@ -384,7 +384,7 @@ def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
     logits, past = _forward(model, ids, None)
     for _ in range(max_new_tokens):
         processed = _process(logits, settings, ids).cpu()[0]
-        token = _pick(processed, settings.greedy, gen)
+        token = pick_token(processed, settings.greedy, gen)
         logprob = _finite_logprob(torch.log_softmax(logits[0], dim=-1)[token], 0)
         new.append(token)
         text = tokenizer.decode(new, skip_special_tokens=True)

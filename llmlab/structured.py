@@ -239,18 +239,22 @@ def _valid(constraint, text: str, token: int, index: TokenIndex) -> bool:
 
 
 def choose_token(constraint, text: str, index: TokenIndex, logits: torch.Tensor, processed: torch.Tensor,
-                 greedy: bool, generator: torch.Generator, tries: int = 32) -> int:
-    """Pick the next token among those the constraint allows.
+                 greedy: bool, generator: torch.Generator, tries: int = 32, shortlist: int = 64) -> int:
+    """Pick the next token among those the constraint allows; the kit's one constrained pick (structured output,
+    agents and the DSPy engine all decode through it).
 
-    Greedy: the most likely allowed token. Sampling: draw from the processed distribution and redraw on a
-    disallowed token (the same as sampling the masked, renormalized distribution); if no allowed token survives
-    top-k/top-p/min-p, draw from the full mask with the model's own probabilities.
+    Greedy: the most likely allowed token (the `shortlist` favourites first, then allowed_tokens' mask, which is faster
+    than walking the sorted vocabulary when the favourites are not allowed, as on a forced JSON key). Sampling: draw
+    from the processed distribution and redraw on a disallowed token (the same as sampling the masked, renormalized
+    distribution); if no allowed token survives top-k/top-p/min-p, draw from the full mask with the model's own
+    probabilities.
     """
     if greedy:
-        for token in logits.argsort(descending=True).tolist():
+        for token in logits.topk(min(shortlist, logits.numel())).indices.tolist():
             if _valid(constraint, text, token, index):
                 return token
-        return min(index.eos_ids)
+        allowed = allowed_tokens(constraint, text, index)
+        return int(logits.masked_fill(~allowed, float("-inf")).argmax()) if allowed.any() else min(index.eos_ids)
     weights = processed.softmax(-1).clone()
     for _ in range(tries):
         if not weights.sum() > 0:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
+
+from llmlab import validate
 
 
 def count_tokens(tokenizer, text: str) -> int:
@@ -85,3 +89,35 @@ def option_probs(model, tokenizer, prompt: str, options: list[str], chat: bool =
     probs = next_token_probs(model, tokenizer, prompt, chat)
     first = {o: tokenizer(o, add_special_tokens=False)["input_ids"][0] for o in options}
     return {o: float(probs[i]) for o, i in first.items()}
+
+
+@torch.inference_mode()
+def generate_batch(model, tokenizer, prompts: Sequence[str | Sequence[dict]], max_new_tokens: int = 48,
+                   batch_size: int = 16, chat: bool = True, **generation) -> list[str]:
+    """Replies to many prompts, generated in left-padded batches by HF `generate` (greedy unless told otherwise).
+
+    The kit's one batched entry point: the decode loop of chapter 02 (`sampling.decode`) runs one prompt at a time,
+    and a batch of prompts of different lengths needs left padding and an attention mask, which `generate` handles
+    at batch speed. chat=True wraps each prompt (a user message, or a list of messages) in the chat template; chat=False
+    continues the raw text. Replies are returned as decoded, not stripped.
+    """
+    validate.non_empty("prompts", prompts)
+    validate.positive_int("max_new_tokens", max_new_tokens)
+    validate.positive_int("batch_size", batch_size)
+    if chat:
+        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}] if isinstance(p, str) else list(p),
+                                                 add_generation_prompt=True, tokenize=False) for p in prompts]
+    generation.setdefault("do_sample", False)
+    generation.setdefault("pad_token_id", pad_token_id(tokenizer))
+    device = next(model.parameters()).device
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    replies: list[str] = []
+    try:
+        for i in range(0, len(prompts), batch_size):
+            inputs = tokenizer(list(prompts[i:i + batch_size]), return_tensors="pt", padding=True,
+                               add_special_tokens=False).to(device)
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, **generation)
+            replies += tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+    return replies

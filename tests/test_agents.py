@@ -105,6 +105,9 @@ def test_answer_correct_and_failure_modes():
     assert agents.answer_correct("The total is 156.5 euros", "156.50")
     assert not agents.answer_correct("1565", "156.50")
     assert agents.answer_correct("It is Shipped", "shipped")
+    # whole normalised words (evaluation.text.contains_match), no longer a raw substring (issue 24)
+    assert agents.answer_correct("The code is TB-2226.", "TB-2226") and not agents.answer_correct("TB-22260", "TB-2226")
+    assert not agents.answer_correct("it was unshipped", "shipped")
     trace = agents.Trace("t", [agents.Step("{}", True, "calculator", "1", "1", 0.0)], None)
     assert agents.failure_mode(trace, "2", ["orders"]) == "wrong first tool"
     assert agents.failure_mode(trace, "2", ["calculator"]) == "step budget exhausted"

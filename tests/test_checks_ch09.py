@@ -136,55 +136,63 @@ def bootstrap(values, n_resamples, confidence, seed):
 def bootstrap_wrong_quantile(values, n_resamples, confidence, seed):
     means = np.random.default_rng(seed).choice(values, (n_resamples, len(values))).mean(1)
     alpha = 1 - confidence
-    return tuple(float(x) for x in np.quantile(means, [alpha, 1 - alpha]))
+    return (float(np.mean(values)), *(float(x) for x in np.quantile(means, [alpha, 1 - alpha])))
 
 
 def bootstrap_without_replacement(values, n_resamples, confidence, seed):
     rng = np.random.default_rng(seed)
     means = np.array([rng.permutation(values).mean() for _ in range(n_resamples)])
     alpha = 1 - confidence
-    return tuple(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2]))
+    return (float(np.mean(values)), *(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2])))
 
 
 def bootstrap_half_size_resamples(values, n_resamples, confidence, seed):
     values = np.asarray(values)
     means = np.random.default_rng(seed).choice(values, (n_resamples, max(1, len(values) // 2))).mean(1)
     alpha = 1 - confidence
-    return tuple(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2]))
+    return (float(np.mean(values)), *(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2])))
+
+
+def bootstrap_without_mean(values, n_resamples, confidence, seed):
+    return tuple(stats.bootstrap_ci(values, n_resamples, confidence, seed)[1:])
+
+
+def bootstrap_median_as_mean(values, n_resamples, confidence, seed):
+    return (float(np.median(values)), *stats.bootstrap_ci(values, n_resamples, confidence, seed)[1:])
 
 
 def bootstrap_confidence_as_quantile(values, n_resamples, confidence, seed):
     means = np.random.default_rng(seed).choice(values, (n_resamples, len(values))).mean(1)
-    return tuple(float(x) for x in np.quantile(means, [1 - confidence, confidence]))
+    return (float(np.mean(values)), *(float(x) for x in np.quantile(means, [1 - confidence, confidence])))
 
 
-def _percentiles(means, confidence):
+def _percentiles(values, means, confidence):
     alpha = 1 - confidence
-    return tuple(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2]))
+    return (float(np.mean(values)), *(float(x) for x in np.quantile(means, [alpha / 2, 1 - alpha / 2])))
 
 
 def bootstrap_normal_approximation(values, n_resamples, confidence, seed):
     v = np.asarray(values, float)
     z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
     half = z * v.std() / math.sqrt(len(v))
-    return float(v.mean() - half), float(v.mean() + half)             # -0.03 for 2 of 20: below 0
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)  # -0.03 for 2 of 20: below 0
 
 
 def bootstrap_subsample_without_replacement(values, n_resamples, confidence, seed):
     v, rng = np.asarray(values, float), np.random.default_rng(seed)
     means = [rng.choice(v, len(v) // 2, replace=False).mean() for _ in range(n_resamples)]
-    return _percentiles(means, confidence)                            # same spread for 300 normal scores
+    return _percentiles(v, means, confidence)                         # same spread for 300 normal scores
 
 
 def bootstrap_never_picks_last(values, n_resamples, confidence, seed):
     v, rng = np.asarray(values, float), np.random.default_rng(seed)
     idx = rng.integers(0, len(v) - 1, size=(n_resamples, len(v)))     # high is exclusive: item n-1 never drawn
-    return _percentiles(v[idx].mean(1), confidence)
+    return _percentiles(v, v[idx].mean(1), confidence)
 
 
 def bootstrap_ignores_seed(values, n_resamples, confidence, seed):
     v, rng = np.asarray(values, float), np.random.default_rng()
-    return _percentiles(v[rng.integers(0, len(v), size=(n_resamples, len(v)))].mean(1), confidence)
+    return _percentiles(v, v[rng.integers(0, len(v), size=(n_resamples, len(v)))].mean(1), confidence)
 
 
 def bootstrap_fixed_seed(values, n_resamples, confidence, seed):
@@ -193,7 +201,7 @@ def bootstrap_fixed_seed(values, n_resamples, confidence, seed):
 
 def bootstrap_choice_in_a_loop(values, n_resamples, confidence, seed):
     rng = np.random.default_rng(seed)
-    return _percentiles([rng.choice(values, len(values)).mean() for _ in range(n_resamples)], confidence)
+    return _percentiles(values, [rng.choice(values, len(values)).mean() for _ in range(n_resamples)], confidence)
 
 
 def bootstrap_returns_array(values, n_resamples, confidence, seed):
@@ -272,8 +280,8 @@ CASES = [
                                                    bootstrap_normal_approximation,
                                                    bootstrap_subsample_without_replacement,
                                                    bootstrap_never_picks_last, bootstrap_ignores_seed,
-                                                   bootstrap_fixed_seed,
-                                                   bootstrap_returns_array]),
+                                                   bootstrap_fixed_seed, bootstrap_returns_array,
+                                                   bootstrap_without_mean, bootstrap_median_as_mean]),
     CheckCase(ch09.check_token_f1, text.token_f1, [f1_sets, f1_not_normalised, f1_recall_only, f1_empty_is_zero,
                                                     f1_precision_only, f1_keeps_articles, f1_counts_membership]),
 ]

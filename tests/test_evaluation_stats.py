@@ -10,14 +10,44 @@ from llmlab.evaluation import stats as S
 
 def test_bootstrap_ci_covers_the_normal_interval():
     values = np.random.default_rng(1).normal(10, 2, size=400)
-    low, high = S.bootstrap_ci(values, n_resamples=4000, seed=0)
+    mean, low, high = S.bootstrap_ci(values, n_resamples=4000, seed=0)
     half = 1.96 * values.std() / np.sqrt(len(values))
-    assert low < values.mean() < high
+    assert mean == pytest.approx(values.mean()) and low < mean < high
     assert (high - low) / 2 == pytest.approx(half, rel=0.08)
-    assert S.bootstrap_ci([3.0] * 5) == (3.0, 3.0)
-    low80, high80 = S.bootstrap_ci(values, n_resamples=4000, confidence=0.8)
+    assert S.bootstrap_ci([3.0] * 5) == (3.0, 3.0, 3.0)
+    _, low80, high80 = S.bootstrap_ci(values, n_resamples=4000, confidence=0.8)
     assert high80 - low80 < high - low
-    assert S.bootstrap_ci(values, statistic=np.median, n_resamples=200)[0] < np.median(values)
+    median = S.bootstrap_ci(values, statistic=np.median, n_resamples=200)
+    assert median.mean == pytest.approx(np.median(values)) and median.low < np.median(values) < median.high
+
+
+def test_bootstrap_ci_of_zero_one_scores_is_an_interval():
+    iv = S.bootstrap_ci([1.0] * 30 + [0.0] * 10, n_resamples=500)
+    assert isinstance(iv, S.Interval) and iv.mean == 0.75 and 0.5 < iv.low < 0.75 < iv.high <= 1.0
+    assert S.bootstrap_ci([True, False] * 50, seed=1) == S.bootstrap_ci([1, 0] * 50, seed=1)
+
+
+def test_interval_formats_all_three_numbers_alike():
+    iv = S.Interval(0.65, 0.45, 0.875)
+    assert f"{iv:.1%}" == "65.0% [45.0%, 87.5%]"
+    assert f"{iv:+.2f}" == "+0.65 [+0.45, +0.88]"
+    assert str(iv) == "0.65 [0.45, 0.875]" == f"{iv}"
+    mean, low, high = iv
+    assert (mean, low, high) == (0.65, 0.45, 0.875) and iv.high == 0.875
+
+
+def test_paired_bootstrap_interval():
+    a = [0.0] * 50 + [1.0] * 50
+    b = [1.0] * 100
+    diff, low, high = S.paired_bootstrap(a, b, n_resamples=500)
+    assert diff == pytest.approx(0.5) and 0 < low < 0.5 < high <= 1
+    assert S.paired_bootstrap(a, a, n_resamples=200) == (0.0, 0.0, 0.0)
+    with pytest.raises(TypeError, match="metric score"):
+        S.paired_bootstrap([1.0], ["yes"])
+    with pytest.raises(ValueError, match="a must have at least one item"):
+        S.paired_bootstrap([], [])
+    with pytest.raises(ValueError, match="confidence"):
+        S.paired_bootstrap([1.0], [0.0], confidence=1.0)
 
 
 def test_bootstrap_bad_input():

@@ -24,6 +24,37 @@ def test_contains_is_fooled_by_a_partial_answer():
     assert not T.contains_match("in 19290 BC", "1929")
 
 
+def test_matching_against_a_list_of_accepted_answers():
+    assert T.exact_match("24 Months.", ["two years", "24 months"])
+    assert T.contains_match("It is TB-1156, sir", ["TB-1156"])
+    assert not T.contains_match("TB-11567", ["TB-1156"])
+    assert T.contains_match("costs 3.90 euros", ["3.90"])
+    assert not T.contains_match("no answer here", ["3.90", "TB-1156"])
+    with pytest.raises(ValueError, match="reference must have at least one item"):
+        T.exact_match("x", [])
+    with pytest.raises(TypeError, match=r"reference\[1\] must be a str"):
+        T.contains_match("x", ["a", 3])
+
+
+def test_normalize_keeps_numbers_and_codes_whole():
+    # pinned where the kit's two former normalisers disagreed (issue 24): SQuAD's deleted every ASCII punctuation mark,
+    # the RAG one kept articles; the one normaliser keeps 3.90 / 13:00 / 12% / TB-1156 whole and drops articles
+    assert T.normalize("The price: 3.90 EUR (TB-1156), 12% off at 13:00.") == "price: 3.90 eur tb-1156 12% off at 13:00"
+    assert not T.exact_match("390", "3.90") and not T.exact_match("1300", "13:00")
+    assert not T.contains_match("ships in 12 days", "12%") and not T.contains_match("1.2 kg", "12")
+    assert T.exact_match("The glacier blue.", ["glacier blue"])
+    assert T.normalize("the") == "" and not T.contains_match("anything", "the")
+
+
+def test_number_match_compares_by_value():
+    assert T.number_match("The total is 156.5 euros", "156.50") and T.number_match("1,200 units", 1200)
+    assert not T.number_match("1565", "156.50") and not T.number_match("no number", 3)
+    with pytest.raises(ValueError, match="reference must be a number"):
+        T.number_match("1", "one")
+    with pytest.raises(TypeError, match="reference must be a number or a str"):
+        T.number_match("1", [1])
+
+
 def test_token_f1_counts_multisets():
     assert T.token_f1("the cat sat", "cat sat") == 1.0  # 'the' is an article, removed
     assert T.token_f1("cat cat cat", "cat") == pytest.approx(0.5)  # precision 1/3, recall 1

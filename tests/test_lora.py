@@ -363,6 +363,15 @@ def test_nf4_config():
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
     with pytest.raises(TypeError, match="compute_dtype must be a floating torch.dtype"):
         lora.nf4_config(torch.int8)
+    # one NF4 recipe (issue 24): QLoRA's config is quantization.bnb_config with double quantization and 16-bit compute;
+    # chapter 04's load_bnb default is the same recipe with fp32 compute and no double quantization
+    from llmlab.quantization.backends import bnb_config
+    assert config.to_dict() == bnb_config(4, torch.bfloat16, double_quant=True).to_dict()
+    plain = bnb_config(4)
+    assert plain.bnb_4bit_quant_type == "nf4" and not plain.bnb_4bit_use_double_quant
+    assert plain.bnb_4bit_compute_dtype == torch.float32 and bnb_config(8).load_in_8bit
+    with pytest.raises(ValueError, match="bits"):
+        bnb_config(3)
 
 
 def test_qlora_path_on_the_tiny_model_runs_on_cpu(tmp_path, tiny):
@@ -379,6 +388,18 @@ def test_qlora_path_on_the_tiny_model_runs_on_cpu(tmp_path, tiny):
     ids = IDS[:1]
     model(ids, labels=ids).loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_chapter_04_and_qlora_load_nf4_through_one_loader(tmp_path, tiny):
+    from llmlab.quantization.backends import load_bnb
+
+    tiny[0].save_pretrained(tmp_path)
+    tiny[1].save_pretrained(tmp_path)
+    plain = load_bnb(4, tmp_path, "cpu").model.layers[0].self_attn.q_proj
+    qlora = lora.load_nf4_base(tmp_path, device="cpu")[0].model.layers[0].self_attn.q_proj
+    assert type(plain).__name__ == type(qlora).__name__ == "Linear4bit"
+    assert plain.weight.quant_state.quant_type == qlora.weight.quant_state.quant_type == "nf4"
+    assert plain.weight.quant_state.nested is False and qlora.weight.quant_state.nested is True
 
 
 def test_lora_parameter_counts():

@@ -1,4 +1,4 @@
-"""Prompt building, answer extraction, self-consistency, sensitivity, bootstrap and the injection harness."""
+"""Prompt building, answer extraction, self-consistency, sensitivity and the injection harness."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from llmlab import fixtures, prompting
-from llmlab.tasks import tickets
+from llmlab.retrieval import rag
+from llmlab.tasks import company_docs, tickets
 
 LABELS = list(tickets.LABELS)
 DEMOS = [{"text": "charged twice", "label": "billing"}, {"text": "parcel late", "label": "shipping"}]
@@ -68,19 +69,6 @@ def test_accuracy_and_empty_dataset():
         prompting.accuracy([], [])
 
 
-def test_paired_bootstrap_interval():
-    a = [0.0] * 50 + [1.0] * 50
-    b = [1.0] * 100
-    diff, low, high = prompting.paired_bootstrap(a, b, n_resamples=500)
-    assert diff == pytest.approx(0.5) and 0 < low < 0.5 < high <= 1
-    same = prompting.paired_bootstrap(a, a, n_resamples=200)
-    assert same == (0.0, 0.0, 0.0)
-    with pytest.raises(TypeError, match="metric score"):
-        prompting.paired_bootstrap([1.0], ["yes"])
-    with pytest.raises(ValueError, match="a must have at least one item"):
-        prompting.paired_bootstrap([], [])
-
-
 def test_sensitivity_spread():
     s = prompting.sensitivity({"a": 0.5, "b": 0.25, "c": 0.75})
     assert s.spread == pytest.approx(0.5)
@@ -100,6 +88,20 @@ def test_injection_detector_and_scoring():
     assert report.violation_rate == 0.5 and report.false_refusal_rate == 0.5
     with pytest.raises(ValueError, match="defense"):
         prompting.injection_messages("doc", "magic")
+
+
+def test_sanitize_removes_what_detect_injection_flags():
+    # one pattern list owns both filters (issue 24): ch11's planted review loses its instruction, ordinary text stays
+    planted = company_docs.INJECTION["text"]
+    assert prompting.detect_injection(planted)
+    assert prompting.sanitize(planted) == "Great gear overall. [removed instruction]"
+    assert rag.sanitize is prompting.sanitize
+    for attack in prompting.INJECTIONS:
+        assert prompting.detect_injection(attack)
+        cleaned = prompting.sanitize("My parcel is late. " + attack)
+        assert cleaned == "My parcel is late. [removed instruction]" and not prompting.detect_injection(cleaned)
+    ordinary = "Please ignore my last email. The admin of our account left."
+    assert not prompting.detect_injection(ordinary) and prompting.sanitize(ordinary) == ordinary
 
 
 def test_harness_runs_on_tiny_model(tiny):

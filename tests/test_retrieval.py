@@ -143,17 +143,7 @@ def test_retrieval_metrics():
         R.recall_at_k(["a"], [], 1)
 
 
-def test_bootstrap_ci_brackets_mean():
-    mean, lo, hi = R.bootstrap_ci([0, 1] * 50, seed=1)
-    assert mean == 0.5 and lo < 0.5 < hi and hi - lo < 0.3
-    assert R.bootstrap_ci([1.0] * 10) == (1.0, 1.0, 1.0)
-
-
-def test_answer_metrics():
-    assert R.exact_match("24 Months.", ["24 months"])
-    assert R.contains_match("It is TB-1156, sir", ["TB-1156"])
-    assert not R.contains_match("TB-11567", ["TB-1156"])
-    assert R.contains_match("costs 3.90 euros", ["3.90"])
+def test_is_supported():
     assert R.is_supported("3.90 euros", "Shipping costs 3.90 euros.")
     assert not R.is_supported("4.90 euros", "Shipping costs 3.90 euros.")
 

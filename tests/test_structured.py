@@ -153,3 +153,52 @@ def test_choice_mask():
     texts = ["y", "ye", "yes", "n", "o", "x", ""]
     assert structured.choice_mask(texts, "", ["yes", "no"]) == [True, True, True, True, False, False, False]
     assert structured.choice_mask(texts, "n", ["yes", "no"]) == [False, False, False, False, True, False, False]
+
+
+def _walk_sorted_vocabulary(constraint, text, index, logits):
+    """The greedy rule choose_token had before issue 24 (and still teaches): walk the vocabulary by logit."""
+    for token in logits.argsort(descending=True).tolist():
+        if structured._valid(constraint, text, token, index):
+            return token
+    return min(index.eos_ids)
+
+
+@pytest.mark.parametrize("shortlist", [1, 4, 64])
+def test_greedy_choose_token_is_the_most_likely_allowed_token(tiny, shortlist):
+    # agreement test: the shortlist + mask speed-up (formerly the DSPy engine's own rule) picks what the full walk picks
+    _, tokenizer = tiny
+    index = structured.token_index(tokenizer)
+    constraint = structured.json_schema_constraint(SCHEMA)
+    gen = torch.Generator().manual_seed(0)
+    for seed in range(5):
+        logits = torch.randn(index.vocab_size, generator=torch.Generator().manual_seed(seed))
+        for text in ("", '{"name": "', '{"name": "ab", "age": 4'):
+            want = _walk_sorted_vocabulary(constraint, text, index, logits)
+            got = structured.choose_token(constraint, text, index, logits, logits, True, gen, shortlist=shortlist)
+            assert got == want
+
+
+def test_every_decoder_picks_the_next_token_with_sampling_pick_token(tiny):
+    processed = torch.tensor([0.0, 3.0, 1.0, 2.9])
+    assert sampling.pick_token(processed, True, torch.Generator()) == 1
+    draws = [sampling.pick_token(processed, False, torch.Generator().manual_seed(s)) for s in range(40)]
+    again = [sampling.pick_token(processed, False, torch.Generator().manual_seed(s)) for s in range(40)]
+    assert draws == again and set(draws) > {1}
+    # the DSPy engine's constrained path is structured.generate_constrained itself, through sampling.decode
+    from dspy.lm15 import Config, Message, Request
+
+    from llmlab import dspy_lm
+
+    model, tokenizer = tiny
+    engine = dspy_lm.LocalEngine(model, tokenizer, constrain=True, seed=2)
+    fmt = {"type": "json_schema", "schema": {"type": "object", "properties": {
+        "team": {"enum": ["billing", "shipping"], "type": "string", "title": "Team"}}}}
+    request = Request(model="local/tiny", messages=(Message.user("hi"),), system="be brief",
+                      config=Config(max_tokens=40, temperature=1.0, response_format=fmt))
+    text = engine.complete(request).text
+    ids = engine.encode(dspy_lm.request_messages(request))
+    seed = 2 * 1_000_003
+    settings = SamplingSettings(temperature=1.0)
+    constraint = dspy_lm.schema_constraint(fmt, engine.max_string_length)
+    assert text == structured.generate_constrained(model, tokenizer, ids, constraint, 40, settings, 1, seed)[0]
+    assert not hasattr(dspy_lm, "constrained_generate")

@@ -49,3 +49,29 @@ def test_next_token_distributions_agree(tiny):
         tokens.option_probs(model, tokenizer, "hi", [])
     with pytest.raises(ValueError, match="prompt must be a non-empty str, got ''"):
         tokens.encode_prompt(tokenizer, "")
+
+
+def test_generate_batch_is_the_one_left_padded_batcher(tiny):
+    # issue 24: orders.generate_replies, posttraining.chat_replies and data_engineering.generate_synthetic all batch
+    # through tokens.generate_batch; a left-padded batch gives the replies each prompt gets alone
+    from llmlab import posttraining
+    from llmlab.tasks import orders
+
+    model, tok = tiny
+    tok.padding_side = "right"
+    prompts = ["Hi?", "What is the capital of a country far away?", "2+2"]
+    together = tokens.generate_batch(model, tok, prompts, max_new_tokens=4, batch_size=3)
+    assert together == [tokens.generate_batch(model, tok, [p], max_new_tokens=4)[0] for p in prompts]
+    assert tok.padding_side == "right"
+    assert posttraining.chat_replies(model, tok, prompts, max_new_tokens=4) == [r.strip() for r in together]
+    texts = ["two red mugs", "one blue kettle please"]
+    messages = [orders.order_messages(t) for t in texts]
+    assert orders.generate_replies(model, tok, texts, max_new_tokens=4) == \
+        [r.strip() for r in tokens.generate_batch(model, tok, messages, max_new_tokens=4)]
+    raw = tokens.generate_batch(model, tok, ["Once upon a"], max_new_tokens=3, chat=False)
+    ids = tok("Once upon a", return_tensors="pt", add_special_tokens=False)["input_ids"]
+    want = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False,
+                          pad_token_id=tokens.pad_token_id(tok))
+    assert raw == [tok.decode(want[0, ids.shape[1]:], skip_special_tokens=True)]
+    with pytest.raises(ValueError, match="prompts must have at least one item"):
+        tokens.generate_batch(model, tok, [])

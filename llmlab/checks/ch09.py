@@ -99,28 +99,29 @@ def check_bradley_terry(bradley_terry) -> None:
             c.close(got, expected, case=case, atol=1e-5, rtol=1e-4)
 
 
-def _interval(c: Check, got, case: str) -> tuple[float, float]:
-    """The learner's (low, high) as two floats, failing the case when it is not a pair of numbers."""
-    c.that(isinstance(got, tuple) and len(got) == 2, case, f"expected a (low, high) tuple, got {got!r}")
+def _interval(c: Check, got, case: str) -> tuple[float, float, float]:
+    """The learner's (mean, low, high) as three floats, failing the case when it is not three numbers."""
+    c.that(isinstance(got, tuple) and len(got) == 3, case, f"expected a (mean, low, high) tuple, got {got!r}")
     for x in got:
         c.that(isinstance(x, (int, float, np.number)) and not isinstance(x, bool), case,
-               f"expected two numbers (low, high), got {type(x).__name__}")
-    return float(got[0]), float(got[1])
+               f"expected three numbers (mean, low, high), got {type(x).__name__}")
+    return float(got[0]), float(got[1]), float(got[2])
 
 
 def check_bootstrap_ci(bootstrap_ci) -> None:
-    """Exercise 09.5: percentile bootstrap interval of the mean (resample with replacement, same size)."""
+    """Exercise 09.5: (mean, low, high), the percentile bootstrap interval of the mean (with replacement, same size)."""
     values = np.random.default_rng(5).normal(70, 12, size=300)
     se = values.std() / math.sqrt(len(values))
     with Check("Exercise 09.5 bootstrap_ci") as c:
         case = "five identical scores"
-        low, high = _interval(c, c.call(bootstrap_ci, [3.0] * 5, 500, 0.95, 0, case=case), case)
-        c.close(low, 3.0, case=case)
-        c.close(high, 3.0, case=case)
+        mean, low, high = _interval(c, c.call(bootstrap_ci, [3.0] * 5, 500, 0.95, 0, case=case), case)
+        for x in (mean, low, high):
+            c.close(x, 3.0, case=case)
         for confidence in (0.95, 0.8):
             z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
             case = f"300 scores, confidence {confidence}"
-            low, high = _interval(c, c.call(bootstrap_ci, values.copy(), 4000, confidence, 0, case=case), case)
+            mean, low, high = _interval(c, c.call(bootstrap_ci, values.copy(), 4000, confidence, 0, case=case), case)
+            c.close(mean, values.mean(), case=case)
             c.that(low <= values.mean() <= high, case, f"the interval ({low:.3f}, {high:.3f}) must contain the mean "
                                                        f"{values.mean():.3f}")
             width, want = high - low, 2 * z * se
@@ -137,7 +138,8 @@ def check_bootstrap_ci(bootstrap_ci) -> None:
                                          "(rng.integers' high is exclusive)")):
             data = [1.0 if i in ones else 0.0 for i in range(20)]
             case = f"{len(ones)} of 20 correct (at positions {ones}), confidence {confidence}"
-            low, high = _interval(c, c.call(bootstrap_ci, list(data), 4000, confidence, 0, case=case), case)
+            mean, low, high = _interval(c, c.call(bootstrap_ci, list(data), 4000, confidence, 0, case=case), case)
+            c.close(mean, len(ones) / 20, case=case)
             c.that(0.0 <= low <= high <= 1.0, case, f"a percentile interval of 0/1 scores lies inside [0, 1], got "
                                                     f"({low:.4g}, {high:.4g}): {why}")
             c.that(math.isclose(low, want[0], abs_tol=1e-9) and math.isclose(high, want[1], abs_tol=1e-9), case,

@@ -5,17 +5,43 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from llmlab import validate as V
 
 
+class Interval(NamedTuple):
+    """A point estimate and its interval: `mean` (the statistic on the full data), `low`, `high`.
+
+    >>> iv = Interval(0.65, 0.45, 0.85)
+    >>> f"{iv:.1%}", str(iv)
+    ('65.0% [45.0%, 85.0%]', '0.65 [0.45, 0.85]')
+    """
+
+    mean: float
+    low: float
+    high: float
+
+    def __format__(self, spec: str) -> str:
+        """'mean [low, high]', each number formatted with `spec` (default '.3g'), e.g. f"{interval:.1%}"."""
+        spec = spec or ".3g"
+        return f"{self.mean:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
+    def __str__(self) -> str:
+        """'mean [low, high]' with three significant digits."""
+        return format(self, "")
+
+
 def bootstrap_ci(values: Sequence[float], n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
-                 statistic: Callable[[np.ndarray], float] = np.mean) -> tuple[float, float]:
-    """Percentile bootstrap interval: resample `values` with replacement (same size) n_resamples times and take the
-    (1-confidence)/2 and 1-(1-confidence)/2 quantiles of the statistic."""
+                 statistic: Callable[[np.ndarray], float] = np.mean) -> Interval:
+    """Percentile bootstrap interval of `statistic`: resample `values` with replacement (same size) n_resamples times
+    and take the (1-confidence)/2 and 1-(1-confidence)/2 quantiles; the kit's one bootstrap.
+
+    >>> bootstrap_ci([1.0, 1.0, 1.0])
+    Interval(mean=1.0, low=1.0, high=1.0)
+    """
     V.non_empty("values", values)
     V.integer("n_resamples", n_resamples, low=10)
     V.probability("confidence", confidence, open_low=True, open_high=True)
@@ -25,7 +51,19 @@ def bootstrap_ci(values: Sequence[float], n_resamples: int = 2000, confidence: f
     stats = np.array([statistic(data[row]) for row in idx]) if statistic is not np.mean else data[idx].mean(axis=1)
     alpha = 1.0 - confidence
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    return Interval(float(statistic(data)), float(low), float(high))
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 2000, confidence: float = 0.95,
+                     seed: int = 0) -> Interval:
+    """mean(b) - mean(a) over paired per-example scores, with its percentile bootstrap interval."""
+    V.non_empty("a", a)
+    V.same_length(("a", "b"), a, b)
+    for name, values in (("a", a), ("b", b)):
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or math.isnan(v):
+                raise TypeError(f"{name}[{i}] must be a number (a metric score), got {type(v).__name__} {v!r}")
+    return bootstrap_ci([float(y) - float(x) for x, y in zip(a, b)], n_resamples, confidence, seed)
 
 
 def two_proportion_p_value(correct_a: int, correct_b: int, n: int) -> float:

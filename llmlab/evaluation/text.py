@@ -5,36 +5,79 @@ from __future__ import annotations
 
 import math
 import re
-import string
 from collections import Counter
 from typing import Callable, Sequence
 
 from llmlab import validate as V
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ARTICLES = frozenset({"a", "an", "the"})
+# a punctuation mark goes unless it sits between two letters/digits (3.90, TB-1156, 13:00); %, : and + always stay
+_PUNCTUATION = re.compile(r"(?<![0-9a-z])[^\w\s%:+]|[^\w\s%:+](?![0-9a-z])")
 
 
 def normalize(text: str) -> str:
-    """SQuAD-style normalisation: lower case, no punctuation, no articles, single spaces."""
+    """SQuAD-style normalisation that keeps numbers and codes whole: lower case, punctuation removed (except inside
+    numbers and codes, and %, :, +), articles dropped, single spaces; the kit's one answer normaliser.
+
+    >>> normalize("The price is 3.90 EUR, code TB-1156!")
+    'price is 3.90 eur code tb-1156'
+    """
     V.text("text", text, allow_empty=True)
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    return " ".join(_ARTICLES.sub(" ", text).split())
+    return " ".join(t for t in _PUNCTUATION.sub(" ", text.lower()).split() if t not in _ARTICLES)
 
 
-def exact_match(prediction: str, reference: str, normalized: bool = True) -> bool:
-    """Whether prediction equals reference (after `normalize` unless normalized=False)."""
+def _answers(name: str, reference: str | Sequence[str], allow_empty: bool) -> list[str]:
+    """One accepted answer or a non-empty list of them, as a list of str."""
+    if isinstance(reference, str):
+        return [V.text(name, reference, allow_empty=allow_empty)]
+    if not isinstance(reference, (list, tuple)):
+        raise TypeError(f"{name} must be a str or a list of str, got {type(reference).__name__}")
+    V.non_empty(name, reference)
+    return [V.text(f"{name}[{i}]", r, allow_empty=allow_empty) for i, r in enumerate(reference)]
+
+
+def exact_match(prediction: str, reference: str | Sequence[str], normalized: bool = True) -> bool:
+    """Whether prediction equals the reference, or one of a list of accepted answers (after `normalize` unless
+    normalized=False).
+
+    >>> exact_match("Paris.", "paris"), exact_match("24 Months.", ["two years", "24 months"])
+    (True, True)
+    """
     V.text("prediction", prediction, allow_empty=True)
-    V.text("reference", reference, allow_empty=True)
+    answers = _answers("reference", reference, allow_empty=True)
     if normalized:
-        return normalize(prediction) == normalize(reference)
-    return prediction == reference
+        return any(normalize(prediction) == normalize(a) for a in answers)
+    return prediction in answers
 
 
-def contains_match(prediction: str, reference: str) -> bool:
-    """Whether the normalised reference occurs in the normalised prediction (lenient, and fooled by partial answers)."""
+def contains_match(prediction: str, reference: str | Sequence[str]) -> bool:
+    """Whether the normalised reference (or one of a list of accepted answers) occurs in the normalised prediction as
+    whole words (lenient, and fooled by partial answers).
+
+    >>> contains_match("It costs 3.90 euros.", "3.90"), contains_match("It costs 13.90 euros.", ["3.90"])
+    (True, False)
+    """
     V.text("prediction", prediction, allow_empty=True)
-    V.text("reference", reference)
-    return f" {normalize(reference)} " in f" {normalize(prediction)} "
+    pred = f" {normalize(prediction)} "
+    answers = [normalize(a) for a in _answers("reference", reference, allow_empty=False)]
+    return any(a and f" {a} " in pred for a in answers)
+
+
+def number_match(prediction: str, reference: str | float, tol: float = 1e-6) -> bool:
+    """Whether a number in the prediction equals the reference number by value (thousands commas ignored).
+
+    >>> number_match("It is 156.5 euros", "156.50"), number_match("1,200 units", 1200), number_match("1565", 156.5)
+    (True, True, False)
+    """
+    V.text("prediction", prediction, allow_empty=True)
+    if isinstance(reference, bool) or not isinstance(reference, (str, int, float)):
+        raise TypeError(f"reference must be a number or a str, got {type(reference).__name__}")
+    try:
+        target = float(reference)
+    except ValueError:
+        raise ValueError(f"reference must be a number or a str holding one, got {reference!r}") from None
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", prediction.replace(",", ""))
+    return any(abs(float(n) - target) < tol for n in numbers)
 
 
 def token_f1(prediction: str, reference: str) -> float:

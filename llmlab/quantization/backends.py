@@ -42,23 +42,36 @@ def _source(name: str) -> str:
     return str(fetch(name)) if name in models.MODELS else name
 
 
-def load_bnb(bits: int = 4, name: str = models.DEFAULT_MODEL, device: str | torch.device | None = None):
-    """Load a model with bitsandbytes 8-bit (LLM.int8()) or 4-bit NF4 weights (fp32 compute); returns the model."""
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+def bnb_config(bits: int = 4, compute_dtype: torch.dtype = torch.float32, double_quant: bool = False):
+    """The bitsandbytes config: 8-bit LLM.int8(), or 4-bit NF4 weights with `compute_dtype` matmuls (and double
+    quantization of the block scales when asked); the kit's one NF4 recipe."""
+    from transformers import BitsAndBytesConfig
 
     valid_bits(bits, (4, 8))
+    if not isinstance(compute_dtype, torch.dtype) or not compute_dtype.is_floating_point:
+        raise TypeError(f"compute_dtype must be a floating torch.dtype, got {compute_dtype!r}")
+    if bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=double_quant,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def load_bnb(bits: int = 4, name: str = models.DEFAULT_MODEL, device: str | torch.device | None = None,
+             compute_dtype: torch.dtype = torch.float32, double_quant: bool = False,
+             dtype: torch.dtype | None = None):
+    """Load a model (a registered name or a folder) with bitsandbytes 8-bit (LLM.int8()) or 4-bit NF4 weights
+    (`bnb_config`); dtype, if given, is the dtype of the modules left unquantized. Returns the model."""
+    from transformers import AutoModelForCausalLM
+
+    config = bnb_config(bits, compute_dtype, double_quant)
     ok, why = bnb_status()
     if not ok:
         raise RuntimeError(why)
-    if bits == 8:
-        config = BitsAndBytesConfig(load_in_8bit=True)
-    else:
-        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                    bnb_4bit_compute_dtype=torch.float32)
     target = models.resolve_device(device)
+    extra = {} if dtype is None else {"dtype": dtype}
     with _quiet_bitsandbytes():
-        model = AutoModelForCausalLM.from_pretrained(_source(name), quantization_config=config,
-                                                     device_map={"": str(target)})
+        model = AutoModelForCausalLM.from_pretrained(_source(str(name)), quantization_config=config,
+                                                     device_map={"": str(target)}, **extra)
     return model.eval()
 
 

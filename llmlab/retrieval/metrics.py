@@ -1,12 +1,9 @@
-"""Retrieval metrics (recall@k, MRR, nDCG@k), answer metrics (exact, contains, faithfulness), bootstrap intervals."""
+"""Retrieval metrics (recall@k, MRR, nDCG@k) and lexical faithfulness; answer matching is `evaluation.text`."""
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Sequence
-
-import numpy as np
 
 from llmlab import validate
 from llmlab.retrieval.bm25 import tokenize
@@ -53,38 +50,6 @@ def ndcg_at_k(ranked: Sequence, gold: Sequence, k: int) -> float:
     dcg = sum(1 / math.log2(r + 1) for r, item in enumerate(ranked[:k], start=1) if item in gold_set)
     ideal = sum(1 / math.log2(r + 1) for r in range(1, min(len(gold_set), k) + 1))
     return dcg / ideal
-
-
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, alpha: float = 0.05,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap (1 - alpha) interval of per-item scores: (mean, low, high).
-
-    The interval is `llmlab.evaluation.stats.bootstrap_ci`, the kit's one bootstrap; this adds the mean.
-    """
-    from llmlab.evaluation.stats import bootstrap_ci as interval
-
-    validate.probability("alpha", alpha, open_low=True, open_high=True)
-    low, high = interval(values, n_resamples=n_boot, confidence=1 - alpha, seed=seed)
-    return float(np.mean(np.asarray(values, dtype=np.float64))), low, high
-
-
-def normalize_answer(text: str) -> str:
-    """Lower case, punctuation (except inside numbers and codes) and extra spaces removed."""
-    validate.text("text", text, allow_empty=True)
-    text = re.sub(r"(?<![0-9a-z])[^\w\s%:+]|[^\w\s%:+](?![0-9a-z])", " ", text.lower())
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, answers: Sequence[str]) -> bool:
-    """Whether the normalized prediction equals one of the accepted answers."""
-    pred = normalize_answer(prediction)
-    return any(pred == normalize_answer(a) for a in validate.non_empty("answers", answers))
-
-
-def contains_match(prediction: str, answers: Sequence[str]) -> bool:
-    """Whether one accepted answer appears in the normalized prediction as whole words."""
-    pred = f" {normalize_answer(prediction)} "
-    return any(f" {normalize_answer(a)} " in pred for a in validate.non_empty("answers", answers))
 
 
 def is_supported(prediction: str, context: str) -> bool:

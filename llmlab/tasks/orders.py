@@ -14,7 +14,7 @@ from torch import nn
 
 from llmlab.structured import first_json_object
 from llmlab.tasks.jsonl import read_jsonl
-from llmlab.tokens import pad_token_id
+from llmlab.tokens import generate_batch, pad_token_id
 
 SYSTEM_PROMPT = "Reply with JSON: item, qty (int), color, city, shipping (standard or express)."
 ORDER_SPLITS = ("train", "test")
@@ -160,25 +160,12 @@ def train_adapter(model, tokenizer, examples: Sequence[dict], steps: int, batch_
 @torch.inference_mode()
 def generate_replies(model, tokenizer, texts: Sequence[str], max_new_tokens: int = 48,
                      batch_size: int = 16) -> list[str]:
-    """Greedy replies to order descriptions, generated in left-padded batches."""
+    """Greedy replies to order descriptions, generated in left-padded batches (`tokens.generate_batch`)."""
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    prompts = [tokenizer.apply_chat_template(order_messages(t), add_generation_prompt=True, tokenize=False)
-               for t in texts]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    pad_id = pad_token_id(tokenizer)
-    replies: list[str] = []
-    try:
-        for i in range(0, len(prompts), batch_size):
-            inputs = tokenizer(prompts[i:i + batch_size], return_tensors="pt", padding=True,
-                               add_special_tokens=False).to(model.device)
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id)
-            replies += tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
+    replies = generate_batch(model, tokenizer, [order_messages(t) for t in texts], max_new_tokens, batch_size)
     return [r.strip() for r in replies]
 
 
