@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from bench_prompting import rate  # noqa: E402
 
-from llmlab import fetch, models, prompting  # noqa: E402
+from llmlab import models, prompting  # noqa: E402
 from llmlab.tasks import tickets  # noqa: E402
 
 NAME = "prompting-injection-qwen05"
@@ -107,12 +107,11 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--dry-run", action="store_true", help="print the report, write nothing")
     args = parser.parse_args()
-    ok, why = fetch.verify(models.SECOND_TIER)
-    if not ok:
-        print(f"skipped: the opt-in tier is not fetched ({why}); run: python -m llmlab fetch {models.SECOND_TIER}")
-        return  # make bench stays green on the default tier
+    loaded = common.load_second_tier()
+    if loaded is None:
+        return
+    model, tok = loaded
     header = common.machine_header()
-    model, tok = models.load(models.SECOND_TIER, device="cpu")
     res = measure(model, tok, args.docs, args.max_new_tokens)
     report = format_report(res, header, args.docs)
     print(report, flush=True)

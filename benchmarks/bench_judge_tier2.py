@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from llmlab import fetch, models  # noqa: E402
+from llmlab import models  # noqa: E402
 from llmlab.evaluation import code as C  # noqa: E402
 from llmlab.evaluation import judge as J  # noqa: E402
 from llmlab.evaluation.stats import bootstrap_ci  # noqa: E402
@@ -270,12 +270,11 @@ def main() -> None:
     parser.add_argument("--per-problem", type=int, default=10, help="code candidates judged per problem (max 10)")
     parser.add_argument("--dry-run", action="store_true", help="print the report, write nothing")
     args = parser.parse_args()
-    ok, why = fetch.verify(models.SECOND_TIER)
-    if not ok:
-        print(f"skipped: the opt-in tier is not fetched ({why}); run: python -m llmlab fetch {models.SECOND_TIER}")
-        return  # make bench stays green on the default tier
+    loaded = common.load_second_tier()
+    if loaded is None:
+        return
+    model, tok = loaded
     header = common.machine_header()
-    model, tok = models.load(models.SECOND_TIER, device="cpu")
     res = measure(model, tok, args.per_problem)
     report = format_report(res, header)
     print(report, flush=True)

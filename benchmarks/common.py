@@ -46,3 +46,14 @@ def write_result(name: str, report: str, device: torch.device | str | None = Non
     out = RESULTS / f"{dt.date.today().isoformat()}-{device_label(device)}-{name}.md"
     out.write_text(report.rstrip() + "\n", encoding="utf-8")
     return out
+
+
+def load_second_tier():
+    """The opt-in tier's (model, tokenizer) on the CPU, or None after saying how to fetch it (bench stays green)."""
+    from llmlab import fetch, models
+
+    ok, why = fetch.verify(models.SECOND_TIER)
+    if not ok:
+        print(f"skipped: the opt-in tier is not fetched ({why}); run: python -m llmlab fetch {models.SECOND_TIER}")
+        return None
+    return models.load(models.SECOND_TIER, device="cpu")
