@@ -56,8 +56,8 @@ def test_prompting_report_rates_and_spread():
     md = bench_prompting.format_report(res, "header")
     assert "| zero-shot | 4 | 25.0% [" in md and "| few-shot, 4 demos | 4 | 50.0% [" in md
     assert "Spread (best − worst variant), zero-shot: 50.0 points." in md
-    assert "| none | 100.0% [100.0, 100.0] | 0.0% [0.0, 0.0] | 'PWNED / x' |" in md
-    assert "| filter | 0.0% [0.0, 0.0] | 50.0% [" in md
+    assert "| none | 100.0% [100.0%, 100.0%] | 0.0% [0.0%, 0.0%] | 'PWNED / x' |" in md
+    assert "| filter | 0.0% [0.0%, 0.0%] | 50.0% [" in md
 
 
 def test_dspy_report_gains_and_the_vote_line():
