@@ -31,14 +31,15 @@ def all_checks() -> dict[str, object]:
 
 
 def collected_cases() -> dict[object, int]:
-    """Check functions listed in tests/test_checks_chNN.py CASES, with their number of wrong answers."""
+    """Check functions in the CASES lists (CASES, LOOP_CASES...) of tests/test_checks_chNN.py, with wrong answers."""
     covered = {}
     for path in sorted(TESTS.glob("test_checks_ch*.py")):
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        for case in module.CASES:
-            covered[case.check] = len(case.wrong)
+        for name in (n for n in vars(module) if n == "CASES" or n.endswith("_CASES")):
+            for case in getattr(module, name):
+                covered[case.check] = len(case.wrong)
     return covered
 
 
