@@ -159,16 +159,7 @@ def merge_returns_tuple(ids, pair, new_id):
 
 
 def train_ties_by_smallest_pair(chunks, num_merges):
-    merges = []
-    for i in range(num_merges):
-        counts = bpe.pair_counts(chunks)
-        if not counts:
-            break
-        top = max(counts.values())
-        best = min(p for p, n in counts.items() if n == top)
-        merges.append(best)
-        chunks = [bpe.merge_pair(c, best, 256 + i) for c in chunks]
-    return merges
+    return _train_with_tie_rule(chunks, num_merges, min)
 
 
 def _train_with_tie_rule(chunks, num_merges, pick):
