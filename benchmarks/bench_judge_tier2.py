@@ -44,10 +44,10 @@ LENGTHEN_WRONG = ("{answer} This is a well-established fact, widely taught in sc
 def ci(per_item: Sequence[float], statistic: Callable[[np.ndarray], float] | None = None) -> dict:
     """The value and 95% bootstrap interval of a per-item statistic (mean unless given; statistic gets indices)."""
     if statistic is None:
-        low, high = bootstrap_ci(list(per_item))
+        _, low, high = bootstrap_ci(list(per_item))
         return {"value": float(np.mean(per_item)), "low": low, "high": high}
     idx = np.arange(len(per_item), dtype=float)
-    low, high = bootstrap_ci(idx, statistic=lambda rows: statistic(rows.astype(int)))
+    _, low, high = bootstrap_ci(idx, statistic=lambda rows: statistic(rows.astype(int)))
     return {"value": float(statistic(idx.astype(int))), "low": low, "high": high}
 
 
