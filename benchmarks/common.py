@@ -13,9 +13,10 @@ from typing import Any, Callable
 
 import torch
 
+from llmlab import results
 from llmlab.serving.timing import time_calls, timed  # noqa: F401 - timed is re-exported to the scripts
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = results.RESULTS
 
 
 def best_of(fn: Callable, repeats: int = 3) -> tuple[Any, float]:
@@ -40,12 +41,9 @@ def machine_header(device: torch.device | str | None = None) -> str:
             f"load average {load} (a busy machine makes every speed lower)")
 
 
-def write_result(name: str, report: str, device: torch.device | str | None = None) -> Path:
-    """Write a markdown report to benchmarks/results/DATE-DEVICE-NAME.md; returns the path."""
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{dt.date.today().isoformat()}-{device_label(device)}-{name}.md"
-    out.write_text(report.rstrip() + "\n", encoding="utf-8")
-    return out
+def write_result(name: str, report: str, device: torch.device | str | None = None, data: dict | None = None) -> Path:
+    """Write results/DATE-DEVICE-NAME.md (and .json when data is given) via llmlab.results; returns the .md."""
+    return results.write_result(name, report, data=data, device=device_label(device), root=RESULTS)
 
 
 def load_second_tier():
