@@ -58,15 +58,22 @@ def isoflop(fit: laws.LawFit, budgets: Sequence[float], grid: Sequence[dict] | N
 
 
 def emergence(rows: Sequence[dict]):
-    """Exact match and per-token log-prob of the answer against N, side by side."""
-    if not rows or not all({"N", "exact_match", "token_logprob"} <= set(r) for r in rows):
-        raise ValueError("rows must be a non-empty list of dicts with keys N, exact_match and token_logprob")
+    """Exact match of the next k bytes (one line per k, with accuracy^k dotted) and log-prob per byte against N."""
+    keys = {"N", "exact_match", "byte_accuracy", "byte_logprob"}
+    if not rows or not all(isinstance(r, dict) and keys <= set(r) for r in rows):
+        raise ValueError(f"rows must be a non-empty list of dicts with keys {sorted(keys)}")
     rows = sorted(rows, key=lambda r: r["N"])
     n = [r["N"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot(n, [r["exact_match"] for r in rows], "o-")
-    left.set(xscale="log", xlabel="N", ylabel="exact match", ylim=(-0.02, 1.02), title="Whole answer right")
-    right.plot(n, [r["token_logprob"] for r in rows], "o-", color="tab:orange")
-    right.set(xscale="log", xlabel="N", ylabel="mean log-prob per answer byte", title="Per-token log-probability")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, k in enumerate(rows[0]["exact_match"]):
+        color = plt.cm.viridis(i / max(1, len(rows[0]["exact_match"]) - 1))
+        left.plot(n, [r["exact_match"][k] for r in rows], "o-", color=color, label=f"k = {k}")
+        left.plot(n, [r["byte_accuracy"] ** int(k) for r in rows], ":", color=color)
+    left.set(xscale="log", xlabel="N (non-embedding parameters)", ylabel="exact match of the next k bytes",
+             ylim=(-0.02, 1.02), title="All k bytes right (dotted: accuracy^k)")
+    left.legend(fontsize=8)
+    right.plot(n, [r["byte_logprob"] for r in rows], "o-", color="tab:orange")
+    right.set(xscale="log", xlabel="N (non-embedding parameters)", ylabel="mean log-prob per byte (nats)",
+              title="The same models, per byte")
     fig.tight_layout()
     return fig
