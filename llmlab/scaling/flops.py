@@ -67,7 +67,8 @@ def from_hf_config(config: Any, name: str = "") -> DecoderConfig:
 # Published shapes, each with where it is written down.
 GPT3_175B = DecoderConfig(
     "GPT-3 175B", vocab=50257, hidden=12288, layers=96, heads=96, kv_heads=96, inner=4 * 12288, tied=True,
-    mlp_matrices=2, positions=2048, biases=True, source="Brown et al. 2020, Table 2.1 (d_ff = 4 d_model, GPT-2 vocab)")
+    mlp_matrices=2, positions=2048, biases=True,
+    source="Brown et al. 2020, Table 2.1 (d_ff = 4 d_model; GPT-2 vocabulary and tied head)")
 LLAMA2_7B = DecoderConfig(
     "Llama-2-7B", vocab=32000, hidden=4096, layers=32, heads=32, kv_heads=32, inner=11008, tied=False,
     source="meta-llama/Llama-2-7b-hf config.json; Touvron et al. 2023 call it 7B (6.74B in the model card)")
