@@ -65,3 +65,18 @@ def test_untrained_model_rarely_continues_exactly():
     assert score.exact_match[1] == pytest.approx(score.byte_accuracy)
     assert score.exact_match[8] <= score.exact_match[1] < 0.5
     assert score.byte_logprob < -3.0
+
+
+def test_plots_draw_the_grid_and_reject_bad_rows():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from llmlab.viz import scaling as plots
+
+    grid = [{"N": float(n), "D": float(d), "val_loss": float(v)} for n, d, v in zip(N, D, laws.predict(TRUE, N, D))]
+    assert len(plots.loss_vs_size(grid, TRUE).axes[0].lines) == 8  # 4 token counts: points and fitted dashes
+    assert plots.isoflop(TRUE, [1e10, 1e12], grid).axes[0].get_xscale() == "log"
+    rows = [{"N": 1e3, "exact_match": {"1": 0.3, "4": 0.0}, "byte_accuracy": 0.3, "byte_logprob": -2.5}]
+    assert len(plots.emergence(rows).axes) == 2
+    with pytest.raises(ValueError, match="grid"):
+        plots.loss_vs_size([{"N": 1.0}])

@@ -1,4 +1,4 @@
-""""Emergence" as a metric artefact: exact match of a k-byte continuation against per-byte log-probability."""
+"""The "emergence" of an ability as a metric artefact: exact match of a k-byte continuation vs per-byte log-prob."""
 
 from __future__ import annotations
 
