@@ -83,7 +83,9 @@ def main() -> None:
         return
     report, seconds = timed(qlora_run, args.steps, args.batch_size, args.lr, args.n_test)
     print(report)
-    print(f"wrote {write_result('lora', report, models.device())} ({seconds:.0f} s)")
+    data = {'steps': args.steps, 'batch_size': args.batch_size, 'lr': args.lr, 'n_test': args.n_test,
+            'seconds': seconds}
+    print(f"wrote {write_result('lora', report, models.device(), data=data)} ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":

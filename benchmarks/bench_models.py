@@ -57,9 +57,10 @@ def main() -> None:
     parser.add_argument("--no-fetch", action="store_true", help="skip the fetch timing")
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
-    text = report(run(do_fetch=not args.no_fetch, new_tokens=args.new_tokens))
+    rows = run(do_fetch=not args.no_fetch, new_tokens=args.new_tokens)
+    text = report(rows)
     print(text)
-    write_result("models", text, models.device())
+    write_result("models", text, models.device(), data={"rows": rows})
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def main() -> int:
     text = report(rows, seconds, how, args.max_tokens, args.new_tokens)
     print(text)
     if not args.no_write:
-        print(f"wrote {write_result('quantization', text, models.device())}", file=sys.stderr)
+        data = {'rows': rows, 'seconds': seconds, 'gguf': how, 'max_tokens': args.max_tokens,
+                'new_tokens': args.new_tokens}
+        print(f"wrote {write_result('quantization', text, models.device(), data=data)}", file=sys.stderr)
     return 0
 
 

@@ -67,7 +67,8 @@ def main() -> None:
     lines += [f"| {q} | {a!r} | {b!r} |" for q, a, b in answers]
     report = "\n".join(lines)
     print(report)
-    print(common.write_result("models-qwen05-dtype", report))
+    data = {"header": header, **res, "answers": [{"question": q, "fp32": a, "bf16": b} for q, a, b in answers]}
+    print(common.write_result("models-qwen05-dtype", report, data=data))
 
 
 if __name__ == "__main__":

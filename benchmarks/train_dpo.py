@@ -264,7 +264,7 @@ def main() -> None:
         "`peft.PeftModel.from_pretrained(model, this_folder)`).\nMade by `python benchmarks/train_dpo.py`; "
         "see `train_log.json` and `benchmarks/results/*-cpu-dpo.md`. Licence: Apache-2.0, like the base model.\n",
         encoding="utf-8")
-    path = write_result("dpo", format_report(r, header))
+    path = write_result("dpo", format_report(r, header), data=r)
     print(f"wrote {path}", flush=True)
 
 

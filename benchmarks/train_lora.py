@@ -157,8 +157,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    text = report(train_and_evaluate(args), args)
-    print(f"wrote {write_result('lora', text, 'cpu')}", flush=True)
+    r = train_and_evaluate(args)
+    text = report(r, args)
+    print(f"wrote {write_result('lora', text, 'cpu', data={'args': args, **r})}", flush=True)
 
 
 if __name__ == "__main__":
