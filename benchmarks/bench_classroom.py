@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common import machine_header, write_result
 
-from llmlab import classroom
+from llmlab.kit import classroom
 
 CODE = ("from llmlab import models, tokens\nmodel, tokenizer = models.load()\n"
         "probs = tokens.next_token_probs(model, tokenizer, 'The capital of France is', chat=False)\n"

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from common import machine_header, write_result
 
-from llmlab import classroom
+from llmlab.kit import classroom
 from llmlab.results import jsonable
 
 CELLS = {  # name → code; the first two are chapter 02's first model cells (as in classroom/tests)

@@ -13,7 +13,8 @@ import tempfile
 import torch
 from common import machine_header, timed, write_result
 
-from llmlab import fetch, models
+from llmlab import models
+from llmlab.kit import fetch
 
 
 def run(do_fetch: bool, new_tokens: int) -> list[tuple[str, str]]:

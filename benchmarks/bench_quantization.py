@@ -16,7 +16,8 @@ from typing import Sequence
 
 from common import machine_header, timed, write_result
 
-from llmlab import fetch, models, quantization
+from llmlab import models, quantization
+from llmlab.kit import fetch
 from llmlab.quantization import Row
 
 TARGETS = (("int8 (own)", "fp32", 0.02), ("int8 (bitsandbytes)", "fp32", 0.02),

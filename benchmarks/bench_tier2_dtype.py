@@ -19,7 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from llmlab import fetch, models  # noqa: E402
+from llmlab import models  # noqa: E402
+from llmlab.kit import fetch
 
 TEXT = Path(models.__file__).resolve().parent / "data" / "ch04_eval_text.txt"
 

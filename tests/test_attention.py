@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from llmlab import attention, fixtures
+from llmlab import attention
+from llmlab.kit import fixtures
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import llmlab
-from llmlab import fixtures, lora
+from llmlab import lora
 from llmlab.data import ch05_make_orders
+from llmlab.kit import fixtures
 from llmlab.tasks import orders
 
 TARGETS = ["q_proj", "v_proj", "down_proj"]

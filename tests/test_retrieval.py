@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from llmlab import fixtures
 from llmlab import retrieval as R
+from llmlab.kit import fixtures
 from llmlab.retrieval import dense, rag
 from llmlab.tasks import company_docs
 
