@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from common import machine_header, write_result  # benchmarks/common.py (this script's folder is on sys.path)
 
-from llmlab import models
+from llmlab import lora, models
 from llmlab import posttraining as pt
 from llmlab.evaluation.stats import bootstrap_ci
-from llmlab.tasks import facts, orders
+from llmlab.tasks import facts
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTER_DIR = ROOT / "llmlab" / "data" / "ch12_dpo_adapter"
@@ -103,7 +103,7 @@ def measure(steps: int, batch_size: int, lr: float, beta: float, max_new_tokens:
     rm = reward_model(model, tok, train[:rm_train], test)
     print(f"base replies {gen_seconds:.0f}s; reward head accuracy {rm['accuracy']:.1%}", flush=True)
 
-    config = orders.order_lora_config(r=8, alpha=16, dropout=0.0, last_layers=10)
+    config = lora.lora_config(r=8, alpha=16, dropout=0.0, last_layers=10)
     args = DPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=batch_size, max_steps=steps,
                      learning_rate=lr, beta=beta, max_length=128, logging_steps=1, report_to=[], use_cpu=True,
                      save_strategy="no", seed=0, lr_scheduler_type="constant_with_warmup", warmup_steps=3,

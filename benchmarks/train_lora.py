@@ -57,11 +57,11 @@ def train_and_evaluate(args: argparse.Namespace) -> dict:
     before, eval_seconds = timed(orders.generate_replies, model, tok, texts, max_new_tokens=40)
     em_before = orders.exact_match(before, targets)
     print(f"zero-shot exact match {em_before:.1%} on {len(test)} held-out ({eval_seconds:.0f}s)", flush=True)
-    config = orders.order_lora_config()
+    config = lora.lora_config()
     peft_model = get_peft_model(model, config)
     trainable, total = lora.count_parameters(peft_model)
-    log = orders.train_adapter(peft_model, tok, train, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                               log_every=10, max_cpu_seconds=args.max_cpu_seconds)
+    log = lora.train_adapter(peft_model, tok, orders.encode_examples(tok, train), steps=args.steps,
+                             batch_size=args.batch_size, lr=args.lr, log_every=10, max_cpu_seconds=args.max_cpu_seconds)
     after = orders.generate_replies(peft_model, tok, texts, max_new_tokens=40)
     em_after = orders.exact_match(after, targets)
     print(f"after LoRA exact match {em_after:.1%}", flush=True)

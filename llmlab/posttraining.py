@@ -22,7 +22,7 @@ from torch import nn
 from llmlab import validate as V
 from llmlab.evaluation.lm import gather_logprobs
 from llmlab.evaluation.text import contains_match
-from llmlab.tasks import orders
+from llmlab.lora.training import collate
 from llmlab.tokens import generate_batch, pad_token_id
 
 # ---------------------------------------------------------------- numerics
@@ -63,7 +63,7 @@ def preference_batch(tokenizer, pairs: Sequence[dict]) -> dict[str, torch.Tensor
     V.non_empty("pairs", pairs)
     chosen = [encode_response(tokenizer, p["prompt"], p["chosen"]) for p in pairs]
     rejected = [encode_response(tokenizer, p["prompt"], p["rejected"]) for p in pairs]
-    batch = orders.collate(chosen + rejected, pad_token_id(tokenizer))
+    batch = collate(chosen + rejected, pad_token_id(tokenizer))
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
             "completion_mask": (batch["labels"] != -100).long()}
 
@@ -187,7 +187,7 @@ def response_features(model, tokenizer, prompts: Sequence[str], responses: Seque
     device = next(model.parameters()).device
     feats = []
     for i in range(0, len(encoded), batch_size):
-        batch = orders.collate(encoded[i:i + batch_size], pad_token_id(tokenizer))
+        batch = collate(encoded[i:i + batch_size], pad_token_id(tokenizer))
         out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
                     output_hidden_states=True)
         last = batch["attention_mask"].sum(1) - 1  # index of each row's last real token
