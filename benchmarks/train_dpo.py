@@ -1,6 +1,6 @@
 """Chapter 12's preference tuning: DPO through TRL with a LoRA adapter on SmolLM2-135M-Instruct, on CPU.
 
-Preference pairs: llmlab/data/ch12_prefs_*.jsonl (seeded generator llmlab/data/ch12_make_data.py): short correct
+Preference pairs: llmlab/data/ch12_prefs_*.jsonl (seeded generator scripts/data/ch12_make_data.py): short correct
 replies preferred over rambling ones and over short wrong ones. Measures, on the 60 held-out prompts, the
 rule-based judge's win rate of the tuned model over the base (95% bootstrap interval); logs reward margins and
 the KL to the reference during training; trains the Bradley–Terry reward head on the same pairs and reports its
@@ -206,7 +206,7 @@ Load average at the end: {", ".join(f"{x:.2f}" for x in r["load_end"])}.
 Script: `flock /tmp/llmlab-heavy.lock python benchmarks/train_dpo.py {r.get("argv", "")}`.
 
 Data: 240 training pairs, {len(r["prompts"])} of the 60 held-out pairs (`llmlab/data/ch12_prefs_*.jsonl`, seeded
-generator `llmlab/data/ch12_make_data.py`). Chosen = short correct reply; rejected = the correct reply buried in a
+generator `scripts/data/ch12_make_data.py`). Chosen = short correct reply; rejected = the correct reply buried in a
 preamble and filler (60%) or a short wrong reply (40%). Judge (`posttraining.judge_reply`): +1 if the gold answer
 appears as a word, +1 if the reply has at most 20 words; greedy replies, at most {r.get("max_new_tokens", 48)} new
 tokens.

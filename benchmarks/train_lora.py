@@ -109,7 +109,7 @@ def report(r: dict, args: argparse.Namespace) -> str:
 
 Script: `python benchmarks/train_lora.py --steps {args.steps} --batch-size {args.batch_size}` ({args.threads} threads).
 
-Task: `llmlab/data/ch05_orders_*.jsonl` (seeded generator `llmlab/data/ch05_make_orders.py`): a short free-text
+Task: `llmlab/data/ch05_orders_*.jsonl` (seeded generator `scripts/data/ch05_make_orders.py`): a short free-text
 order -> one JSON object with keys item, qty, color, city, shipping. Metric: exact match of the first JSON object in
 the greedy reply with the target dict, on {r["n_test"]} held-out orders (texts never seen in training).
 

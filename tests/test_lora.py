@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from data_scripts import load_script
 
 import llmlab
 from llmlab import lora
-from llmlab.data import ch05_make_orders
 from llmlab.kit import fixtures
 from llmlab.tasks import orders
 
@@ -267,7 +267,7 @@ def test_dare_drops_and_rescales():
 
 
 def test_shipped_orders_come_from_the_seeded_generator():
-    train, test = ch05_make_orders.make_orders()
+    train, test = load_script("ch05_make_orders").make_orders()
     assert orders.load_orders("train") == train and orders.load_orders("test") == test
     assert len(train) == 800 and len(test) == 120
     assert not {e["text"] for e in train} & {e["text"] for e in test}
