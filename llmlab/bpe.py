@@ -10,6 +10,8 @@ from typing import Sequence
 
 import regex
 
+from llmlab import validate as V
+
 # GPT-2's pre-tokenizer: words with their leading space, numbers, punctuation runs, whitespace.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _SPLIT = regex.compile(GPT2_PATTERN)
@@ -49,8 +51,7 @@ def merge_pair(ids: Sequence[int], pair: Merge, new_id: int) -> list[int]:
 
 def _check_merges(num_merges: int) -> None:
     """num_merges must be a non-negative int."""
-    if isinstance(num_merges, bool) or not isinstance(num_merges, int) or num_merges < 0:
-        raise ValueError(f"num_merges must be an int >= 0, got {num_merges!r}")
+    V.integer("num_merges", num_merges, low=0)
 
 
 def train_bpe(chunks: Sequence[Sequence[int]], num_merges: int) -> list[Merge]:

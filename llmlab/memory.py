@@ -13,18 +13,12 @@ GB = 1e9
 METHODS = ("full", "lora", "qlora")
 
 
-def _positive(name: str, value: float) -> None:
-    """Raise unless value is a number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-
-
 def weights_gb(params_billion: float, bits: float = 16, group_size: int | None = None, scale_bits: int = 16) -> float:
     """Memory of the weights alone in GB (1e9 bytes): parameters × (bits + scale_bits / group_size) / 8.
 
     With group_size None there are no per-group scales (plain 16/32-bit weights, or scales ignored).
     """
-    _positive("params_billion", params_billion)
+    V.number("params_billion", params_billion, 0, low_open=True)
     V.number("bits", bits, 0, 64, low_open=True)
     if group_size is not None:
         V.positive_int("group_size", group_size)
@@ -62,8 +56,8 @@ def training_memory_gb(params_billion: float, method: str = "full", bits: float 
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    _positive("params_billion", params_billion)
-    _positive("bits", bits)
+    V.number("params_billion", params_billion, 0, low_open=True)
+    V.number("bits", bits, 0, low_open=True)
     if isinstance(optimizer_states, bool) or not isinstance(optimizer_states, int) or optimizer_states < 0:
         raise ValueError(f"optimizer_states must be an int >= 0, got {optimizer_states!r}")
     for pname, value in [("trainable_billion", trainable_billion), ("activations_gb", activations_gb)]:

@@ -62,10 +62,10 @@ def test_lora_linear_dropout_only_in_training():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"r": 0}, r"r must be an int >= 1, got 0"),
-    ({"r": -2}, r"r must be an int >= 1, got -2"),
-    ({"alpha": 0}, r"alpha must be a number > 0, got 0"),
-    ({"alpha": -1.0}, r"alpha must be a number > 0, got -1.0"),
+    ({"r": 0}, r"r must be an int in \[1, inf\), got 0"),
+    ({"r": -2}, r"r must be an int in \[1, inf\), got -2"),
+    ({"alpha": 0}, r"alpha must be in \(0, inf\), got 0"),
+    ({"alpha": -1.0}, r"alpha must be in \(0, inf\), got -1.0"),
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
     ({"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
 ])
@@ -76,6 +76,17 @@ def test_bad_lora_arguments_are_rejected(kwargs, message):
         lora.inject_lora(fixtures.tiny_model(), ["q_proj"], **kwargs)
     with pytest.raises(ValueError, match=message):
         lora.lora_config(**{"alpha" if k == "alpha" else k: v for k, v in kwargs.items()})
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"r": 2.0}, "r must be an int, got float 2.0"),
+    ({"r": True}, "r must be an int, got bool True"),
+    ({"alpha": "16"}, "alpha must be a number, got str '16'"),
+    ({"dropout": None}, "dropout must be a number, got NoneType None"),
+])
+def test_wrong_type_lora_arguments_raise_type_error(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        lora.validate_lora_args(**{"r": 8, "alpha": 16, "dropout": 0.0, **kwargs})
 
 
 def test_lora_linear_rejects_non_linear_base():
