@@ -117,7 +117,13 @@ class DPOOutput:
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
              ref_rejected: torch.Tensor, beta: float = 0.1) -> DPOOutput:
-    """DPO loss from (B,) sequence logprobs of chosen/rejected responses under the policy and the reference."""
+    """DPO loss from (B,) sequence logprobs of chosen/rejected responses under the policy and the reference.
+
+    >>> chosen, rejected, ref = torch.tensor([-1.0]), torch.tensor([-2.0]), torch.tensor([-1.0])
+    >>> out = dpo_loss(chosen, rejected, ref, ref, beta=1.0)
+    >>> round(out.loss.item(), 4)
+    0.3133
+    """
     V.number("beta", beta, low=0.0, low_open=True)
     for name, t in [("policy_chosen", policy_chosen), ("policy_rejected", policy_rejected),
                     ("ref_chosen", ref_chosen), ("ref_rejected", ref_rejected)]:

@@ -9,7 +9,11 @@ from llmlab.data_engineering.text import words
 
 
 def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    """The set of word n-grams of the normalized text: len(words) - n + 1 of them (the whole text if shorter)."""
+    """The set of word n-grams of the normalized text: len(words) - n + 1 of them (the whole text if shorter).
+
+    >>> sorted(word_ngrams("a b c d", 3))
+    [('a', 'b', 'c'), ('b', 'c', 'd')]
+    """
     V.positive_int("n", n)
     w = words(text)
     if len(w) < n:

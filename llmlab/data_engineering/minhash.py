@@ -22,7 +22,11 @@ _MAX_HASH = np.uint64((1 << 32) - 1)
 
 
 def char_shingles(text: str, k: int = 5) -> set[str]:
-    """The set of k-character substrings of the normalized text (the whole text if it is shorter than k)."""
+    """The set of k-character substrings of the normalized text (the whole text if it is shorter than k).
+
+    >>> sorted(char_shingles("abcdef", k=4))
+    ['abcd', 'bcde', 'cdef']
+    """
     V.positive_int("k", k)
     t = normalize(text)
     if len(t) <= k:
@@ -31,7 +35,11 @@ def char_shingles(text: str, k: int = 5) -> set[str]:
 
 
 def jaccard(a: Iterable, b: Iterable) -> float:
-    """|A ∩ B| / |A ∪ B| of the two collections taken as sets (two empty sets are identical: 1.0)."""
+    """|A ∩ B| / |A ∪ B| of the two collections taken as sets (two empty sets are identical: 1.0).
+
+    >>> jaccard({1, 2, 3}, {2, 3, 4})
+    0.5
+    """
     sa, sb = set(a), set(b)
     if not sa and not sb:
         return 1.0

@@ -28,7 +28,11 @@ def content_hash(text: str) -> str:
 
 
 def exact_duplicates(texts: Sequence[str]) -> list[int]:
-    """Indices of texts whose normalized form already appeared earlier (the first copy is kept)."""
+    """Indices of texts whose normalized form already appeared earlier (the first copy is kept).
+
+    >>> exact_duplicates(["Hi there!", "hi,  THERE", "bye"])
+    [1]
+    """
     V.non_empty("texts", texts)
     seen: set[str] = set()
     dups = []

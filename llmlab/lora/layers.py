@@ -145,7 +145,11 @@ def copy_lora_into_peft(model: nn.Module, peft_model: nn.Module, adapter: str = 
 
 
 def lora_param_count(d_in: int, d_out: int, r: int, n_matrices: int = 1) -> int:
-    """Trainable LoRA parameters for n_matrices weight matrices of shape (d_out, d_in): n * r * (d_in + d_out)."""
+    """Trainable LoRA parameters for n_matrices weight matrices of shape (d_out, d_in): n * r * (d_in + d_out).
+
+    >>> lora_param_count(4096, 4096, r=8)
+    65536
+    """
     for pname, value in [("d_in", d_in), ("d_out", d_out), ("r", r), ("n_matrices", n_matrices)]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{pname} must be an int >= 1, got {value!r}")

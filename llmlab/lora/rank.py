@@ -12,7 +12,11 @@ from llmlab.lora.training import train_adapter
 
 
 def low_rank_approximation(delta: torch.Tensor, r: int) -> torch.Tensor:
-    """The best rank-r approximation of a matrix (truncated SVD, Eckart-Young)."""
+    """The best rank-r approximation of a matrix (truncated SVD, Eckart-Young).
+
+    >>> low_rank_approximation(torch.tensor([[3.0, 0.0], [0.0, 1.0]]), r=1).tolist()
+    [[3.0, 0.0], [0.0, 0.0]]
+    """
     if not isinstance(delta, torch.Tensor) or delta.dim() != 2:
         raise ValueError(f"delta must be a 2-d tensor, got {getattr(delta, 'shape', type(delta).__name__)}")
     if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(delta.shape):

@@ -44,6 +44,10 @@ def absmax_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tensor",
     """Symmetric quantization: int8 codes q in [-(2**(bits-1)-1), 2**(bits-1)-1] and scales with x ≈ q * scale.
 
     Scales have shape () per tensor, (..., 1) per channel (row) and (..., n_groups) per group along the last dim.
+
+    >>> q, scale = absmax_quantize(torch.tensor([-1.27, 0.5, 1.27]))
+    >>> q.tolist(), round(scale.item(), 4)
+    ([-127, 50, 127], 0.01)
     """
     V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
@@ -60,6 +64,10 @@ def zeropoint_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tenso
     """Affine quantization: uint8 codes q in [0, 2**bits-1], scales and integer zero points, x ≈ (q - zp) * scale.
 
     The range [min, max] is widened to include 0, so that 0 is represented exactly.
+
+    >>> q, scale, zp = zeropoint_quantize(torch.tensor([0.0, 1.0, 2.55]))
+    >>> q.tolist(), round(scale.item(), 4), zp.item()
+    ([0, 100, 255], 0.01, 0)
     """
     V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
@@ -91,7 +99,11 @@ def minmax_quantize(x: torch.Tensor, bits: int = 4, granularity: str = "group",
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | None = None) -> torch.Tensor:
-    """Float32 values from integer codes: q * scale, or (q - zero_point) * scale; scales as the quantizers return."""
+    """Float32 values from integer codes: q * scale, or (q - zero_point) * scale; scales as the quantizers return.
+
+    >>> [round(v, 4) for v in dequantize(torch.tensor([-127, 50, 127], dtype=torch.int8), torch.tensor(0.01)).tolist()]
+    [-1.27, 0.5, 1.27]
+    """
     if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.dtype == torch.bool:
         raise TypeError(f"q must be an integer torch.Tensor, got {getattr(q, 'dtype', type(q).__name__)}")
     V.float_tensor("scale", scale)
@@ -128,7 +140,11 @@ def quantize_dequantize(x: torch.Tensor, method: str = "absmax", bits: int = 8, 
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:
-    """Two signed 4-bit codes in [-8, 7] per uint8 byte along the last dimension (which must be even)."""
+    """Two signed 4-bit codes in [-8, 7] per uint8 byte along the last dimension (which must be even).
+
+    >>> pack_int4(torch.tensor([1, -2, 7, -8], dtype=torch.int8)).tolist()
+    [105, 15]
+    """
     if not isinstance(q, torch.Tensor) or q.dtype != torch.int8:
         raise TypeError(f"q must be an int8 torch.Tensor, got {getattr(q, 'dtype', type(q).__name__)}")
     if q.shape[-1] % 2:
@@ -140,7 +156,11 @@ def pack_int4(q: torch.Tensor) -> torch.Tensor:
 
 
 def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
-    """The int8 codes in [-8, 7] stored by pack_int4: (..., n) bytes -> (..., 2n) codes."""
+    """The int8 codes in [-8, 7] stored by pack_int4: (..., n) bytes -> (..., 2n) codes.
+
+    >>> unpack_int4(pack_int4(torch.tensor([1, -2, 7, -8], dtype=torch.int8))).tolist()
+    [1, -2, 7, -8]
+    """
     if not isinstance(packed, torch.Tensor) or packed.dtype != torch.uint8:
         raise TypeError(f"packed must be a uint8 torch.Tensor, got {getattr(packed, 'dtype', type(packed).__name__)}")
     out = torch.empty(*packed.shape[:-1], packed.shape[-1] * 2, dtype=torch.int8, device=packed.device)

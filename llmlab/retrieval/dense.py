@@ -40,7 +40,13 @@ def embed(encoder, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
 
 
 def cosine_top_k(query: torch.Tensor, matrix: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarity of query (dim,) with each row of matrix (n, dim): the top-k (scores (k,), indices (k,))."""
+    """Cosine similarity of query (dim,) with each row of matrix (n, dim): the top-k (scores (k,), indices (k,)).
+
+    >>> matrix = torch.tensor([[0.0, 1.0], [2.0, 0.0], [1.0, 1.0]])
+    >>> scores, ids = cosine_top_k(torch.tensor([1.0, 0.0]), matrix, k=2)
+    >>> [round(s, 4) for s in scores.tolist()], ids.tolist()
+    ([1.0, 0.7071], [1, 2])
+    """
     validate.float_tensor("query", query, dims=1)
     validate.float_tensor("matrix", matrix, dims=2)
     if matrix.shape[1] != query.shape[0]:
