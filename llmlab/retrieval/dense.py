@@ -101,7 +101,11 @@ def recall_vs_exact(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
 
 
 class DenseIndex:
-    """Dense retriever over texts: search(query, k) returns (position, cosine) pairs, best first."""
+    """Dense retriever over texts: search(query, k) returns (position, cosine) pairs, best first.
+
+    Embeddings are unit vectors, so FlatIndex's inner product is the cosine `cosine_top_k` (exercise 11.2) computes;
+    a test shows both pick the same neighbours in the same order (FlatIndex keeps the earlier position on a tie).
+    """
 
     def __init__(self, texts: Sequence[str], encoder=None):
         self.encoder = encoder if encoder is not None else load_encoder()
