@@ -80,7 +80,7 @@ def latest_result(name: str, device: str = "cpu", root: Path = RESULTS) -> Recor
     runs = recorded_runs(name, device, root)
     if not runs:
         raise FileNotFoundError(f"no recorded run named {name!r} on {device!r} in {root}: record one with "
-                                f"`python -m llmlab bench ...` (benchmarks/README.md lists which script writes it)")
+                                f"the benchmarks/ script that writes it (python -m llmlab bench runs them all)")
     path = runs[-1]
     md = path.with_suffix(".md")
     return Recorded(name=name, date=path.stem[:10], device=device,
