@@ -1,12 +1,12 @@
 # llmlab — the two commands a learner needs: `make lab` and `make test`.
 # setup, fetch, lab and test call the Python entry points a learner without make uses (python3.11 -m llmlab
-# setup | lab | test, in llmlab/launch.py: standard library only, so $(PYTHON) runs them before .venv exists).
+# setup | lab | test, in llmlab/kit/launch.py: standard library only, so $(PYTHON) runs them before .venv exists).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 LAB_ARGS ?=
-# the same settings llmlab/launch.py gives what it starts (OFFLINE_ENV; tests/test_cli.py checks they agree)
+# the same settings llmlab/kit/launch.py gives what it starts (OFFLINE_ENV; tests/test_cli.py checks they agree)
 export LLMLAB_HOME ?= $(HOME)/.cache/llmlab
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1

@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from llmlab.netguard import block_network  # noqa: E402
+from llmlab.kit.netguard import block_network  # noqa: E402
 
 block_network()
 

@@ -7,7 +7,6 @@ smoke run). Writes benchmarks/results/DATE-DEVICE-agents.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter
@@ -126,9 +125,7 @@ def main() -> None:
     report = format_report(res, header)
     print(report)
     if not args.quick:
-        path = common.write_result("agents", report)
-        path.with_suffix(".json").write_text(json.dumps({"header": header, **res}, default=float) + "\n",
-                                             encoding="utf-8")
+        path = common.write_result("agents", report, data={"header": header, **res})
         print(f"wrote {path} and its .json (read by notebook 11)")
 
 

@@ -237,10 +237,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.new_tokens < 1 or args.repeats < 1:
         parser.error(f"--new-tokens and --repeats must be >= 1, got {args.new_tokens} and {args.repeats}")
-    text = report(measure(args.new_tokens, args.repeats, not args.skip_nocache, not args.skip_bf16))
+    res = measure(args.new_tokens, args.repeats, not args.skip_nocache, not args.skip_bf16)
+    text = report(res)
     print(text)
     if not args.no_write:
-        print(f"wrote {write_result('attention', text, 'cpu')}", file=sys.stderr)
+        print(f"wrote {write_result('attention', text, 'cpu', data=res)}", file=sys.stderr)
     return 0
 
 

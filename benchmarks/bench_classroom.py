@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common import machine_header, write_result
 
-from llmlab import classroom
+from llmlab.kit import classroom
 
 CODE = ("from llmlab import models, tokens\nmodel, tokenizer = models.load()\n"
         "probs = tokens.next_token_probs(model, tokenizer, 'The capital of France is', chat=False)\n"
@@ -99,7 +99,8 @@ def main() -> int:
         print(f"N={n}: kernel PSS {rows[-1]['kernel_pss'] / 1024:.0f} MB", file=sys.stderr, flush=True)
     text = report(rows, args.memory_gb)
     print(text)
-    print(f"wrote {write_result('classroom', text, 'cpu')}", file=sys.stderr)
+    print(f"wrote {write_result('classroom', text, 'cpu', data={'memory_gb': args.memory_gb, 'rows': rows})}",
+          file=sys.stderr)
     return 0
 
 

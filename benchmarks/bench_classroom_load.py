@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from common import machine_header, write_result
 
-from llmlab import classroom
+from llmlab.kit import classroom
+from llmlab.results import jsonable
 
 CELLS = {  # name → code; the first two are chapter 02's first model cells (as in classroom/tests)
     "load": ("from llmlab import models, tokens\nimport torch\nmodel, tokenizer = models.load()\n"
@@ -258,15 +259,15 @@ def main() -> int:
     versus = compare(args, rows) if args.compare_at else []
     text = report(header, args, rows, why, versus)
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
-        path = args.out
-    else:
-        path = write_result("classroom-load", text, "cpu")
     data = dict(header=header, args={k: str(v) for k, v in vars(args).items()}, stopped=why, sweep=rows,
                 compare=versus, total_s=time.perf_counter() - t0)
-    path.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    if args.out:  # a scratch run outside benchmarks/results
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        args.out.with_suffix(".json").write_text(json.dumps(jsonable(data), indent=1) + "\n", encoding="utf-8")
+        path = args.out
+    else:
+        path = write_result("classroom-load", text, "cpu", data=data)
     print(f"wrote {path} and its .json ({data['total_s']:.0f} s in all)", file=sys.stderr)
     return 0
 

@@ -143,9 +143,9 @@ def format_report(results: dict, header: str) -> str:
 def write(results: dict, report: str) -> None:
     """Save BootstrapFewShot's program (chosen before seeing any test score) and every per-example score."""
     results["BootstrapFewShot"]["program"].save(str(PROGRAM_PATH))
-    SCORES_PATH.write_text(json.dumps({n: {k: v for k, v in r.items() if k != "program"}
-                                       for n, r in results.items()}) + "\n", encoding="utf-8")
-    print(common.write_result("dspy", report), flush=True)
+    scores = {n: {k: v for k, v in r.items() if k != "program"} for n, r in results.items()}
+    SCORES_PATH.write_text(json.dumps(scores) + "\n", encoding="utf-8")
+    print(common.write_result("dspy", report, data=scores), flush=True)
 
 
 def main() -> None:

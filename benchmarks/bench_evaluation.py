@@ -103,13 +103,15 @@ def main(parts: list[str]) -> None:
     """Measure, format and write the parts asked for ('judges', 'passk')."""
     if "judges" in parts:
         model, tokenizer = models.load(device="cpu")
-        report = format_judges(measure_judges(model, tokenizer))
+        judges = measure_judges(model, tokenizer)
+        report = format_judges(judges)
         print(report)
-        print(write_result("evaluation-judge", report))
+        print(write_result("evaluation-judge", report, data=judges))
     if "passk" in parts:
-        report = format_pass_at_k(measure_pass_at_k())
+        passk = measure_pass_at_k()
+        report = format_pass_at_k(passk)
         print(report)
-        print(write_result("evaluation-passk", report))
+        print(write_result("evaluation-passk", report, data=passk))
 
 
 if __name__ == "__main__":

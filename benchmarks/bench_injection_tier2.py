@@ -11,7 +11,6 @@ benchmarks/results/DATE-cpu-prompting-injection-qwen05.md and its .json (per-cas
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import sys
@@ -117,9 +116,8 @@ def main() -> None:
     print(report, flush=True)
     if args.dry_run:
         return
-    path = common.write_result(NAME, report)
-    path.with_suffix(".json").write_text(json.dumps({"header": header, "model": models.SECOND_TIER,
-                                                     "paraphrases": PARAPHRASES, **res}) + "\n", encoding="utf-8")
+    path = common.write_result(NAME, report, data={"header": header, "model": models.SECOND_TIER,
+                                                   "paraphrases": PARAPHRASES, **res})
     print(f"wrote {path} and its .json")
 
 

@@ -18,7 +18,6 @@ benchmarks/results/DATE-cpu-evaluation-judge-qwen05.md and its .json (per-item v
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -280,9 +279,7 @@ def main() -> None:
     print(report, flush=True)
     if args.dry_run:
         return
-    path = common.write_result(NAME, report)
-    path.with_suffix(".json").write_text(json.dumps({"header": header, "model": models.SECOND_TIER, **res}) + "\n",
-                                         encoding="utf-8")
+    path = common.write_result(NAME, report, data={"header": header, "model": models.SECOND_TIER, **res})
     print(f"wrote {path} and its .json")
 
 

@@ -44,8 +44,8 @@ def qlora_run(steps: int, batch_size: int, lr: float, n_test: int) -> str:
     model = lora.qlora_model(base)
     trainable, _ = lora.count_parameters(model)
     torch.cuda.reset_peak_memory_stats(dev)
-    log = orders.train_adapter(model, tok, orders.load_orders("train"), steps=steps, batch_size=batch_size, lr=lr,
-                             log_every=25)
+    log = lora.train_adapter(model, tok, orders.encode_examples(tok, orders.load_orders("train")), steps=steps,
+                             batch_size=batch_size, lr=lr, log_every=25)
     train_peak = torch.cuda.max_memory_allocated(dev)
     em_after = orders.exact_match(orders.generate_replies(model, tok, texts), targets)
     return f"""# QLoRA finetune of SmolLM2-135M-Instruct — {machine_header(dev)}
@@ -83,7 +83,9 @@ def main() -> None:
         return
     report, seconds = timed(qlora_run, args.steps, args.batch_size, args.lr, args.n_test)
     print(report)
-    print(f"wrote {write_result('lora', report, models.device())} ({seconds:.0f} s)")
+    data = {'steps': args.steps, 'batch_size': args.batch_size, 'lr': args.lr, 'n_test': args.n_test,
+            'seconds': seconds}
+    print(f"wrote {write_result('lora', report, models.device(), data=data)} ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import tempfile
 import torch
 from common import machine_header, timed, write_result
 
-from llmlab import fetch, models
+from llmlab import models
+from llmlab.kit import fetch
 
 
 def run(do_fetch: bool, new_tokens: int) -> list[tuple[str, str]]:
@@ -57,9 +58,10 @@ def main() -> None:
     parser.add_argument("--no-fetch", action="store_true", help="skip the fetch timing")
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
-    text = report(run(do_fetch=not args.no_fetch, new_tokens=args.new_tokens))
+    rows = run(do_fetch=not args.no_fetch, new_tokens=args.new_tokens)
+    text = report(rows)
     print(text)
-    write_result("models", text, models.device())
+    write_result("models", text, models.device(), data={"rows": rows})
 
 
 if __name__ == "__main__":

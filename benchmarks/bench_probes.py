@@ -66,7 +66,7 @@ def main() -> None:
     result = measure()
     report = format_report(result)
     print(report)
-    print(f"wrote {write_result('probes', report)}")
+    print(f"wrote {write_result('probes', report, data=result)}")
     SHIPPED.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {SHIPPED}")
 

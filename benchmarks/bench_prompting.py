@@ -12,7 +12,6 @@ Run: flock /tmp/llmlab-heavy.lock python benchmarks/bench_prompting.py [--n 100]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -110,8 +109,7 @@ def main() -> None:
     res = {"prompts": prompt_accuracy(model, tok, args.n, args.cot), "injection": injection(model, tok, args.injection)}
     report = format_report(res, header) + f"\n\n{time.perf_counter() - start:.0f} s in all."
     print(report, flush=True)
-    path = common.write_result("prompting", report)
-    path.with_suffix(".json").write_text(json.dumps({"header": header, **res}) + "\n", encoding="utf-8")
+    path = common.write_result("prompting", report, data={"header": header, **res})
     print(f"wrote {path} and its .json (per-message results, read by notebook 06)")
 
 

@@ -16,7 +16,8 @@ from typing import Sequence
 
 from common import machine_header, timed, write_result
 
-from llmlab import fetch, models, quantization
+from llmlab import models, quantization
+from llmlab.kit import fetch
 from llmlab.quantization import Row
 
 TARGETS = (("int8 (own)", "fp32", 0.02), ("int8 (bitsandbytes)", "fp32", 0.02),
@@ -116,7 +117,9 @@ def main() -> int:
     text = report(rows, seconds, how, args.max_tokens, args.new_tokens)
     print(text)
     if not args.no_write:
-        print(f"wrote {write_result('quantization', text, models.device())}", file=sys.stderr)
+        data = {'rows': rows, 'seconds': seconds, 'gguf': how, 'max_tokens': args.max_tokens,
+                'new_tokens': args.new_tokens}
+        print(f"wrote {write_result('quantization', text, models.device(), data=data)}", file=sys.stderr)
     return 0
 
 

@@ -9,7 +9,6 @@ rewriting, lost in the middle, and the prompt-injection result.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -242,9 +241,7 @@ def main() -> None:
     report = format_report(res, header)
     print(report)
     if not args.quick:
-        path = common.write_result("rag-retrieval" if args.no_model else "rag", report)
-        path.with_suffix(".json").write_text(json.dumps({"header": header, **res}, default=float) + "\n",
-                                             encoding="utf-8")
+        path = common.write_result("rag-retrieval" if args.no_model else "rag", report, data={"header": header, **res})
         print(f"wrote {path} and its .json (per-question scores, read by notebook 11)")
 
 

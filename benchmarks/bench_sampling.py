@@ -66,7 +66,8 @@ def main() -> None:
     rows, device = measure(args.n)
     text = report(rows, args.n, device)
     print(text)
-    print(f"wrote {write_result('sampling', text, device)}")
+    data = {'n': args.n, 'columns': ['task', 'free', 'lenient', 'forced', 'seconds'], 'rows': rows}
+    print(f"wrote {write_result('sampling', text, device, data=data)}")
 
 
 if __name__ == "__main__":

@@ -147,7 +147,8 @@ def main() -> int:
     data = measure(args)
     report = format_report(data)
     print(report)
-    print(f"\nwritten to {write_result('serving', report, models.device())}")
+    kept = {k: v for k, v in data.items() if k != 'w'}  # everything but the weights
+    print(f"\nwritten to {write_result('serving', report, models.device(), data=kept)}")
     print(format_targets(data))
     return 0
 

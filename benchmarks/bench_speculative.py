@@ -220,7 +220,7 @@ def main() -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report = format_report(m, header) + f"\n\nLoad average at the end: {load}; {time.time() - start:.0f} s in all."
     print(report)
-    print(f"wrote {write_result('speculative', report, m['device'])}")
+    print(f"wrote {write_result('speculative', report, m['device'], data={'header': header, **m})}")
 
 
 if __name__ == "__main__":

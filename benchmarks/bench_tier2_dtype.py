@@ -19,7 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from llmlab import fetch, models  # noqa: E402
+from llmlab import models  # noqa: E402
+from llmlab.kit import fetch
 
 TEXT = Path(models.__file__).resolve().parent / "data" / "ch04_eval_text.txt"
 
@@ -67,7 +68,8 @@ def main() -> None:
     lines += [f"| {q} | {a!r} | {b!r} |" for q, a, b in answers]
     report = "\n".join(lines)
     print(report)
-    print(common.write_result("models-qwen05-dtype", report))
+    data = {"header": header, **res, "answers": [{"question": q, "fp32": a, "bf16": b} for q, a, b in answers]}
+    print(common.write_result("models-qwen05-dtype", report, data=data))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ def write_result(name: str, report: str, device: torch.device | str | None = Non
 
 def load_second_tier():
     """The opt-in tier's (model, tokenizer) on the CPU, or None after saying how to fetch it (bench stays green)."""
-    from llmlab import fetch, models
+    from llmlab import models
+    from llmlab.kit import fetch
 
     ok, why = fetch.verify(models.SECOND_TIER)
     if not ok:

@@ -87,6 +87,7 @@ def format_report(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    report = format_report(measure())
+    measured = measure()
+    report = format_report(measured)
     print(report)
-    print(write_result("lm-eval-harness", report))
+    print(write_result("lm-eval-harness", report, data=measured))

@@ -1,6 +1,6 @@
 """Chapter 12's preference tuning: DPO through TRL with a LoRA adapter on SmolLM2-135M-Instruct, on CPU.
 
-Preference pairs: llmlab/data/ch12_prefs_*.jsonl (seeded generator llmlab/data/ch12_make_data.py): short correct
+Preference pairs: llmlab/data/ch12_prefs_*.jsonl (seeded generator scripts/data/ch12_make_data.py): short correct
 replies preferred over rambling ones and over short wrong ones. Measures, on the 60 held-out prompts, the
 rule-based judge's win rate of the tuned model over the base (95% bootstrap interval); logs reward margins and
 the KL to the reference during training; trains the Bradley–Terry reward head on the same pairs and reports its
@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from common import machine_header, write_result  # benchmarks/common.py (this script's folder is on sys.path)
 
-from llmlab import models
+from llmlab import lora, models
 from llmlab import posttraining as pt
 from llmlab.evaluation.stats import bootstrap_ci
-from llmlab.tasks import facts, orders
+from llmlab.tasks import facts
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTER_DIR = ROOT / "llmlab" / "data" / "ch12_dpo_adapter"
@@ -103,7 +103,7 @@ def measure(steps: int, batch_size: int, lr: float, beta: float, max_new_tokens:
     rm = reward_model(model, tok, train[:rm_train], test)
     print(f"base replies {gen_seconds:.0f}s; reward head accuracy {rm['accuracy']:.1%}", flush=True)
 
-    config = orders.order_lora_config(r=8, alpha=16, dropout=0.0, last_layers=10)
+    config = lora.lora_config(r=8, alpha=16, dropout=0.0, last_layers=10)
     args = DPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=batch_size, max_steps=steps,
                      learning_rate=lr, beta=beta, max_length=128, logging_steps=1, report_to=[], use_cpu=True,
                      save_strategy="no", seed=0, lr_scheduler_type="constant_with_warmup", warmup_steps=3,
@@ -206,7 +206,7 @@ Load average at the end: {", ".join(f"{x:.2f}" for x in r["load_end"])}.
 Script: `flock /tmp/llmlab-heavy.lock python benchmarks/train_dpo.py {r.get("argv", "")}`.
 
 Data: 240 training pairs, {len(r["prompts"])} of the 60 held-out pairs (`llmlab/data/ch12_prefs_*.jsonl`, seeded
-generator `llmlab/data/ch12_make_data.py`). Chosen = short correct reply; rejected = the correct reply buried in a
+generator `scripts/data/ch12_make_data.py`). Chosen = short correct reply; rejected = the correct reply buried in a
 preamble and filler (60%) or a short wrong reply (40%). Judge (`posttraining.judge_reply`): +1 if the gold answer
 appears as a word, +1 if the reply has at most 20 words; greedy replies, at most {r.get("max_new_tokens", 48)} new
 tokens.
@@ -264,7 +264,7 @@ def main() -> None:
         "`peft.PeftModel.from_pretrained(model, this_folder)`).\nMade by `python benchmarks/train_dpo.py`; "
         "see `train_log.json` and `benchmarks/results/*-cpu-dpo.md`. Licence: Apache-2.0, like the base model.\n",
         encoding="utf-8")
-    path = write_result("dpo", format_report(r, header))
+    path = write_result("dpo", format_report(r, header), data=r)
     print(f"wrote {path}", flush=True)
 
 

@@ -57,11 +57,11 @@ def train_and_evaluate(args: argparse.Namespace) -> dict:
     before, eval_seconds = timed(orders.generate_replies, model, tok, texts, max_new_tokens=40)
     em_before = orders.exact_match(before, targets)
     print(f"zero-shot exact match {em_before:.1%} on {len(test)} held-out ({eval_seconds:.0f}s)", flush=True)
-    config = orders.order_lora_config()
+    config = lora.lora_config()
     peft_model = get_peft_model(model, config)
     trainable, total = lora.count_parameters(peft_model)
-    log = orders.train_adapter(peft_model, tok, train, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                               log_every=10, max_cpu_seconds=args.max_cpu_seconds)
+    log = lora.train_adapter(peft_model, tok, orders.encode_examples(tok, train), steps=args.steps,
+                             batch_size=args.batch_size, lr=args.lr, log_every=10, max_cpu_seconds=args.max_cpu_seconds)
     after = orders.generate_replies(peft_model, tok, texts, max_new_tokens=40)
     em_after = orders.exact_match(after, targets)
     print(f"after LoRA exact match {em_after:.1%}", flush=True)
@@ -109,7 +109,7 @@ def report(r: dict, args: argparse.Namespace) -> str:
 
 Script: `python benchmarks/train_lora.py --steps {args.steps} --batch-size {args.batch_size}` ({args.threads} threads).
 
-Task: `llmlab/data/ch05_orders_*.jsonl` (seeded generator `llmlab/data/ch05_make_orders.py`): a short free-text
+Task: `llmlab/data/ch05_orders_*.jsonl` (seeded generator `scripts/data/ch05_make_orders.py`): a short free-text
 order -> one JSON object with keys item, qty, color, city, shipping. Metric: exact match of the first JSON object in
 the greedy reply with the target dict, on {r["n_test"]} held-out orders (texts never seen in training).
 
@@ -157,8 +157,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    text = report(train_and_evaluate(args), args)
-    print(f"wrote {write_result('lora', text, 'cpu')}", flush=True)
+    r = train_and_evaluate(args)
+    text = report(r, args)
+    print(f"wrote {write_result('lora', text, 'cpu', data={'args': args, **r})}", flush=True)
 
 
 if __name__ == "__main__":

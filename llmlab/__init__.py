@@ -13,6 +13,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 if os.environ.get("LLMLAB_BLOCK_NETWORK") == "1":
-    from llmlab.netguard import block_network
+    from llmlab.kit.netguard import block_network
 
     block_network()

@@ -18,9 +18,8 @@ def _validate_tensor(name: str, x, dims: int) -> None:
 
 def causal_mask(seq_len: int, past_len: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
     """Boolean (seq_len, past_len + seq_len) mask: True where query i may attend to key j (j <= past_len + i)."""
-    for pname, value, low in [("seq_len", seq_len, 1), ("past_len", past_len, 0)]:
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"{pname} must be an int >= {low}, got {value!r}")
+    V.integer("seq_len", seq_len, low=1)
+    V.integer("past_len", past_len, low=0)
     rows = torch.arange(seq_len, device=device).unsqueeze(1) + past_len
     cols = torch.arange(past_len + seq_len, device=device).unsqueeze(0)
     return cols <= rows

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import regex
 
+from llmlab import validate as V
+
 # GPT-2's pre-tokenizer: words with their leading space, numbers, punctuation runs, whitespace.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _SPLIT = regex.compile(GPT2_PATTERN)
@@ -18,14 +20,22 @@ Merge = tuple[int, int]
 
 
 def pretokenize(text: str) -> list[list[int]]:
-    """Split text into GPT-2 pre-tokens, each a list of its UTF-8 byte values (0..255)."""
+    """Split text into GPT-2 pre-tokens, each a list of its UTF-8 byte values (0..255).
+
+    >>> pretokenize("hi there")
+    [[104, 105], [32, 116, 104, 101, 114, 101]]
+    """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     return [list(piece.encode("utf-8")) for piece in _SPLIT.findall(text)]
 
 
 def pair_counts(chunks: Sequence[Sequence[int]]) -> Counter:
-    """Count every adjacent pair inside each chunk (never across chunks), in order of first appearance."""
+    """Count every adjacent pair inside each chunk (never across chunks), in order of first appearance.
+
+    >>> pair_counts([[1, 2, 1, 2], [1, 2]])
+    Counter({(1, 2): 3, (2, 1): 1})
+    """
     counts: Counter = Counter()
     for ids in chunks:
         for pair in zip(ids, ids[1:]):
@@ -34,7 +44,11 @@ def pair_counts(chunks: Sequence[Sequence[int]]) -> Counter:
 
 
 def merge_pair(ids: Sequence[int], pair: Merge, new_id: int) -> list[int]:
-    """Replace each occurrence of pair in ids by new_id, scanning left to right without overlaps."""
+    """Replace each occurrence of pair in ids by new_id, scanning left to right without overlaps.
+
+    >>> merge_pair([1, 2, 3, 1, 2], (1, 2), 256)
+    [256, 3, 256]
+    """
     out: list[int] = []
     i = 0
     while i < len(ids):
@@ -49,12 +63,15 @@ def merge_pair(ids: Sequence[int], pair: Merge, new_id: int) -> list[int]:
 
 def _check_merges(num_merges: int) -> None:
     """num_merges must be a non-negative int."""
-    if isinstance(num_merges, bool) or not isinstance(num_merges, int) or num_merges < 0:
-        raise ValueError(f"num_merges must be an int >= 0, got {num_merges!r}")
+    V.integer("num_merges", num_merges, low=0)
 
 
 def train_bpe(chunks: Sequence[Sequence[int]], num_merges: int) -> list[Merge]:
-    """Learn up to num_merges merges from pre-tokenized byte chunks (stops early when no pair is left)."""
+    """Learn up to num_merges merges from pre-tokenized byte chunks (stops early when no pair is left).
+
+    >>> train_bpe([list(b"aaabdaaabac")], 3)
+    [(97, 97), (256, 97), (257, 98)]
+    """
     _check_merges(num_merges)
     work = [list(c) for c in chunks]
     merges: list[Merge] = []
@@ -69,7 +86,11 @@ def train_bpe(chunks: Sequence[Sequence[int]], num_merges: int) -> list[Merge]:
 
 
 def encode(text: str, merges: Sequence[Merge]) -> list[int]:
-    """Token ids of text: pre-tokenize, then apply the merges in the order they were learned."""
+    """Token ids of text: pre-tokenize, then apply the merges in the order they were learned.
+
+    >>> encode("aaab", [(97, 97)])
+    [256, 97, 98]
+    """
     out: list[int] = []
     for ids in pretokenize(text):
         for i, pair in enumerate(merges):
@@ -89,7 +110,11 @@ def vocabulary(merges: Sequence[Merge]) -> list[bytes]:
 
 
 def decode(ids: Sequence[int], merges: Sequence[Merge]) -> str:
-    """Text of token ids (invalid UTF-8 shown as U+FFFD)."""
+    """Text of token ids (invalid UTF-8 shown as U+FFFD).
+
+    >>> decode([256, 97, 98], [(97, 97)])
+    'aaab'
+    """
     vocab = vocabulary(merges)
     if any(not 0 <= i < len(vocab) for i in ids):
         raise ValueError(f"ids must be in [0, {len(vocab)}), got {[i for i in ids if not 0 <= i < len(vocab)][:5]}")

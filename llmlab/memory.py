@@ -13,18 +13,17 @@ GB = 1e9
 METHODS = ("full", "lora", "qlora")
 
 
-def _positive(name: str, value: float) -> None:
-    """Raise unless value is a number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-
-
 def weights_gb(params_billion: float, bits: float = 16, group_size: int | None = None, scale_bits: int = 16) -> float:
     """Memory of the weights alone in GB (1e9 bytes): parameters × (bits + scale_bits / group_size) / 8.
 
     With group_size None there are no per-group scales (plain 16/32-bit weights, or scales ignored).
+
+    >>> weights_gb(7, bits=16)
+    14.0
+    >>> round(weights_gb(7, bits=4, group_size=64), 3)
+    3.719
     """
-    _positive("params_billion", params_billion)
+    V.number("params_billion", params_billion, 0, low_open=True)
     V.number("bits", bits, 0, 64, low_open=True)
     if group_size is not None:
         V.positive_int("group_size", group_size)
@@ -33,7 +32,11 @@ def weights_gb(params_billion: float, bits: float = 16, group_size: int | None =
 
 
 def inference_memory_gb(params_billion: float, bits: float = 16, overhead: float = 1.2) -> float:
-    """Rule-of-thumb serving memory: weights x overhead (20% for KV cache, activations, buffers)."""
+    """Rule-of-thumb serving memory: weights x overhead (20% for KV cache, activations, buffers).
+
+    >>> round(inference_memory_gb(7, bits=16), 2)
+    16.8
+    """
     if isinstance(overhead, bool) or not isinstance(overhead, (int, float)) or overhead < 1:
         raise ValueError(f"overhead must be a number >= 1, got {overhead!r}")
     return weights_gb(params_billion, bits) * overhead
@@ -62,8 +65,8 @@ def training_memory_gb(params_billion: float, method: str = "full", bits: float 
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    _positive("params_billion", params_billion)
-    _positive("bits", bits)
+    V.number("params_billion", params_billion, 0, low_open=True)
+    V.number("bits", bits, 0, low_open=True)
     if isinstance(optimizer_states, bool) or not isinstance(optimizer_states, int) or optimizer_states < 0:
         raise ValueError(f"optimizer_states must be an int >= 0, got {optimizer_states!r}")
     for pname, value in [("trainable_billion", trainable_billion), ("activations_gb", activations_gb)]:
@@ -85,6 +88,11 @@ def training_memory_gb(params_billion: float, method: str = "full", bits: float 
 def nf4_bits_per_param(block_size: int = 64, *, double_quant: bool, dq_block_size: int = 256) -> float:
     """Average bits per weight of NF4: 4 + one fp32 absmax per block (4.5 at 64), or with QLoRA's double
     quantization an 8-bit absmax per block plus one fp32 scale per dq_block_size blocks (≈4.127 at 64/256).
+
+    >>> nf4_bits_per_param(64, double_quant=False)
+    4.5
+    >>> round(nf4_bits_per_param(64, double_quant=True), 3)
+    4.127
     """
     V.positive_int("block_size", block_size)
     V.positive_int("dq_block_size", dq_block_size)
@@ -124,6 +132,9 @@ def kv_cache_bytes(batch: int, seq_len: int, layers: int, kv_heads: int, head_di
 
     `window` keeps only the last `window` tokens (sliding-window attention); `layers_per_kv` > 1 shares one KV
     cache between that many adjacent layers (cross-layer sharing).
+
+    >>> kv_cache_bytes(batch=1, seq_len=1024, layers=30, kv_heads=3, head_dim=64, bytes_per_value=2)
+    23592960
     """
     for pname, value in [("batch", batch), ("seq_len", seq_len), ("layers", layers), ("kv_heads", kv_heads),
                          ("head_dim", head_dim), ("layers_per_kv", layers_per_kv)]:

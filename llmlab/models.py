@@ -1,4 +1,4 @@
-"""Model registry, device choice, loading, chat and a speed measurement (the fetch pipeline is llmlab.fetch)."""
+"""Model registry, device choice, loading, chat and a speed measurement (the fetch pipeline is llmlab.kit.fetch)."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def load(name: str = DEFAULT_MODEL, dtype: torch.dtype | None = None,
         dtype = torch.float32 if dtype is None else dtype
         _validate_dtype(dtype)
     else:
-        from llmlab.fetch import fetch
+        from llmlab.kit.fetch import fetch
 
         dtype = spec(name).torch_dtype if dtype is None else dtype
         _validate_dtype(dtype)

@@ -22,7 +22,7 @@ from torch import nn
 from llmlab import validate as V
 from llmlab.evaluation.lm import gather_logprobs
 from llmlab.evaluation.text import contains_match
-from llmlab.tasks import orders
+from llmlab.lora.training import collate
 from llmlab.tokens import generate_batch, pad_token_id
 
 # ---------------------------------------------------------------- numerics
@@ -63,7 +63,7 @@ def preference_batch(tokenizer, pairs: Sequence[dict]) -> dict[str, torch.Tensor
     V.non_empty("pairs", pairs)
     chosen = [encode_response(tokenizer, p["prompt"], p["chosen"]) for p in pairs]
     rejected = [encode_response(tokenizer, p["prompt"], p["rejected"]) for p in pairs]
-    batch = orders.collate(chosen + rejected, pad_token_id(tokenizer))
+    batch = collate(chosen + rejected, pad_token_id(tokenizer))
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
             "completion_mask": (batch["labels"] != -100).long()}
 
@@ -117,7 +117,13 @@ class DPOOutput:
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
              ref_rejected: torch.Tensor, beta: float = 0.1) -> DPOOutput:
-    """DPO loss from (B,) sequence logprobs of chosen/rejected responses under the policy and the reference."""
+    """DPO loss from (B,) sequence logprobs of chosen/rejected responses under the policy and the reference.
+
+    >>> chosen, rejected, ref = torch.tensor([-1.0]), torch.tensor([-2.0]), torch.tensor([-1.0])
+    >>> out = dpo_loss(chosen, rejected, ref, ref, beta=1.0)
+    >>> round(out.loss.item(), 4)
+    0.3133
+    """
     V.number("beta", beta, low=0.0, low_open=True)
     for name, t in [("policy_chosen", policy_chosen), ("policy_rejected", policy_rejected),
                     ("ref_chosen", ref_chosen), ("ref_rejected", ref_rejected)]:
@@ -187,7 +193,7 @@ def response_features(model, tokenizer, prompts: Sequence[str], responses: Seque
     device = next(model.parameters()).device
     feats = []
     for i in range(0, len(encoded), batch_size):
-        batch = orders.collate(encoded[i:i + batch_size], pad_token_id(tokenizer))
+        batch = collate(encoded[i:i + batch_size], pad_token_id(tokenizer))
         out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
                     output_hidden_states=True)
         last = batch["attention_mask"].sum(1) - 1  # index of each row's last real token

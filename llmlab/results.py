@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -29,6 +31,23 @@ class Recorded:
         return self.data[key]
 
 
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON types: dataclasses and namespaces become dicts, tensors and arrays lists, the rest str."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {k if isinstance(k, (str, int, float, bool)) else str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, argparse.Namespace):
+        return jsonable(vars(value))
+    if hasattr(value, "tolist"):  # torch tensors, numpy arrays and numpy scalars
+        return jsonable(value.tolist())
+    return str(value)
+
+
 def result_stem(name: str, device: str = "cpu", date: str | None = None) -> str:
     """The file stem DATE-DEVICE-NAME for a run of `name` on `device` (today when no date is given)."""
     return f"{date or dt.date.today().isoformat()}-{device}-{name}"
@@ -45,7 +64,7 @@ def write_result(name: str, report: str, data: dict | None = None, device: str =
     if data is not None:
         if not isinstance(data, dict):
             raise TypeError(f"data must be a dict of JSON-able values, got {type(data).__name__}")
-        out.with_suffix(".json").write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
+        out.with_suffix(".json").write_text(json.dumps(jsonable(data), indent=1) + "\n", encoding="utf-8")
     return out
 
 
@@ -61,7 +80,7 @@ def latest_result(name: str, device: str = "cpu", root: Path = RESULTS) -> Recor
     runs = recorded_runs(name, device, root)
     if not runs:
         raise FileNotFoundError(f"no recorded run named {name!r} on {device!r} in {root}: record one with "
-                                f"`python -m llmlab bench ...` (benchmarks/README.md lists which script writes it)")
+                                f"the benchmarks/ script that writes it (python -m llmlab bench runs them all)")
     path = runs[-1]
     md = path.with_suffix(".md")
     return Recorded(name=name, date=path.stem[:10], device=device,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmlab import fetch, fixtures, models
+from llmlab import models
+from llmlab.kit import fetch, fixtures
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from llmlab import agents, fixtures, structured
+from llmlab import agents, structured
+from llmlab.kit import fixtures
 from llmlab.tasks import company_docs
 
 ORDERS = {"Q-1000": {"customer": "A", "product": "Amsel Ridge", "quantity": 2, "unit_price": 10.5,

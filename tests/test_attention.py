@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from llmlab import attention, fixtures
+from llmlab import attention
+from llmlab.kit import fixtures
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +105,8 @@ def test_weights_nbytes_counts_tied_embedding_once(tiny_weights):
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: attention.causal_mask(0), r"seq_len must be an int >= 1, got 0"),
-    (lambda: attention.causal_mask(2, past_len=-1), r"past_len must be an int >= 0, got -1"),
+    (lambda: attention.causal_mask(0), r"seq_len must be an int in \[1, inf\), got 0"),
+    (lambda: attention.causal_mask(2, past_len=-1), r"past_len must be an int in \[0, inf\), got -1"),
     (lambda: attention.attention_scores(torch.zeros(1, 2, 4), torch.zeros(1, 2, 5)), r"q and k must have shapes"),
     (lambda: attention.attention_weights(torch.zeros(2, 4), torch.zeros(3, 4), torch.ones(3, 3, dtype=torch.bool)),
      r"mask must end in \(q_len, k_len\) = \(2, 3\)"),
@@ -116,6 +117,16 @@ def test_weights_nbytes_counts_tied_embedding_once(tiny_weights):
 ])
 def test_bad_input_raises_clear_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: attention.causal_mask(2.0), "seq_len must be an int, got float 2.0"),
+    (lambda: attention.causal_mask(True), "seq_len must be an int, got bool True"),
+    (lambda: attention.causal_mask(2, past_len="1"), "past_len must be an int, got str '1'"),
+])
+def test_causal_mask_wrong_type_raises_type_error(call, match):
+    with pytest.raises(TypeError, match=match):
         call()
 
 

@@ -30,8 +30,10 @@ def test_train_bpe_wikipedia_example_and_ties():
     assert bpe.train_bpe([list(b"aaabdaaabac")], 3) == [(97, 97), (256, 97), (257, 98)]
     assert bpe.train_bpe([list(b"abcd"), list(b"abcd")], 1) == [(97, 98)]  # tie: first seen wins
     assert bpe.train_bpe([list(b"ab")], 5) == [(97, 98)]  # stops when no pair is left
-    with pytest.raises(ValueError, match="num_merges must be an int >= 0"):
+    with pytest.raises(ValueError, match=r"num_merges must be an int in \[0, inf\), got -1"):
         bpe.train_bpe([[1, 2]], -1)
+    with pytest.raises(TypeError, match="num_merges must be an int, got float 2.0"):
+        bpe.train_bpe([[1, 2]], 2.0)
 
 
 def test_encode_decode_round_trip_and_compression():

@@ -20,7 +20,7 @@ import pytest
 from lab_server import free_port, stop, wait_until_up
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 
-from llmlab import lit_app
+from llmlab.kit import lit_app
 
 ROOT = Path(__file__).resolve().parent.parent
 # Width of an icon name drawn in the icon font: one glyph (24 px at 24px) if the font works, ~200 px as a word.

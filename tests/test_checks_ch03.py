@@ -6,8 +6,9 @@ import pytest
 import torch
 from checks_harness import CheckCase, make_tests
 
-from llmlab import attention, fixtures, kv_cache
+from llmlab import attention, kv_cache
 from llmlab.checks import ch03
+from llmlab.kit import fixtures
 
 
 def causal_mask(seq_len):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmlab.classroom import helm_merge, z2jh_errors
+from llmlab.kit.classroom import helm_merge, z2jh_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES = ROOT / "classroom" / "z2jh-values.yaml"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llmlab import cli, exercises, launch
+from llmlab.kit import cli, exercises, launch
 
 
 def test_doctor_reports_ok_and_fail_lines(capsys, monkeypatch):
@@ -80,7 +80,7 @@ def test_missing_command_is_an_error():
         cli.main([])
 
 
-# python -m llmlab setup | lab | test (llmlab/launch.py), with the commands recorded instead of run
+# python -m llmlab setup | lab | test (llmlab/kit/launch.py), with the commands recorded instead of run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from data_scripts import load_script
 
 from llmlab import data_engineering as de
-from llmlab.data import ch12_make_data
 from llmlab.tasks import facts
 
 TEXTS = ["The capital of France is Paris, a large city.", "the capital of FRANCE is paris a large city",
@@ -124,7 +124,7 @@ def test_pipeline_on_the_shipped_corpus_removes_what_was_planted():
 
 
 def test_generator_is_deterministic_and_matches_shipped_files():
-    data = ch12_make_data.make_data()
+    data = load_script("ch12_make_data").make_data()
     assert data["corpus"] == facts.load_corpus()
     assert data["test"] == facts.load_test()
     assert data["prefs_train"] == facts.load_preferences("train")
@@ -176,3 +176,18 @@ def test_generate_synthetic_on_the_tiny_model(tiny):
 def test_bad_input(call, err):
     with pytest.raises(err):
         call()
+
+
+def test_data_generators_live_outside_the_package_and_write_into_its_data_folder():
+    from pathlib import Path
+
+    from data_scripts import SCRIPTS
+
+    import llmlab.data
+
+    package_data = Path(llmlab.data.__file__).resolve().parent
+    assert [p.name for p in package_data.glob("*.py")] == ["__init__.py"]
+    assert len(list(SCRIPTS.glob("ch*_make_*.py"))) == 6
+    for name in ("ch05_make_orders", "ch06_make_tickets", "ch07_make_prompts", "ch12_make_data"):
+        assert load_script(name).DATA == package_data
+    assert load_script("ch11_make_corpus").HERE == package_data

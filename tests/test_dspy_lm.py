@@ -8,7 +8,8 @@ import dspy
 import pytest
 from dspy.lm15 import Config, Message, Request
 
-from llmlab import dspy_lm, fixtures
+from llmlab import dspy_lm
+from llmlab.kit import fixtures
 
 
 @pytest.fixture(scope="module")

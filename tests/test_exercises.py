@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from llmlab import exercises
+from llmlab.kit import exercises
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmlab import cli, fetch, fixtures, models
+from llmlab import models
+from llmlab.kit import cli, fetch, fixtures
 
 VERSION = "0.9.0"
 PACKAGES = tuple(f"fake-chunks-part{i}" for i in range(1, 4))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmlab import attention, fixtures, kv_cache
+from llmlab import attention, kv_cache
+from llmlab.kit import fixtures
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for llmlab.lit_app on the tiny model: prompts, LIT wrappers, local fonts, the WSGI app, the CLI."""
+"""Tests for llmlab.kit.lit_app on the tiny model: prompts, LIT wrappers, local fonts, the WSGI app, the CLI."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import torch
 from werkzeug.test import Client
 
-from llmlab import cli, interpret, lit_app
+from llmlab import interpret
+from llmlab.kit import cli, lit_app
 
 
 def test_shipped_prompts_have_stable_unique_ids():

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from data_scripts import load_script
 
 import llmlab
-from llmlab import fixtures, lora
-from llmlab.data import ch05_make_orders
+from llmlab import lora
+from llmlab.kit import fixtures
 from llmlab.tasks import orders
 
 TARGETS = ["q_proj", "v_proj", "down_proj"]
@@ -61,10 +62,10 @@ def test_lora_linear_dropout_only_in_training():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"r": 0}, r"r must be an int >= 1, got 0"),
-    ({"r": -2}, r"r must be an int >= 1, got -2"),
-    ({"alpha": 0}, r"alpha must be a number > 0, got 0"),
-    ({"alpha": -1.0}, r"alpha must be a number > 0, got -1.0"),
+    ({"r": 0}, r"r must be an int in \[1, inf\), got 0"),
+    ({"r": -2}, r"r must be an int in \[1, inf\), got -2"),
+    ({"alpha": 0}, r"alpha must be in \(0, inf\), got 0"),
+    ({"alpha": -1.0}, r"alpha must be in \(0, inf\), got -1.0"),
     ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
     ({"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
 ])
@@ -74,7 +75,18 @@ def test_bad_lora_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         lora.inject_lora(fixtures.tiny_model(), ["q_proj"], **kwargs)
     with pytest.raises(ValueError, match=message):
-        orders.order_lora_config(**{"alpha" if k == "alpha" else k: v for k, v in kwargs.items()})
+        lora.lora_config(**{"alpha" if k == "alpha" else k: v for k, v in kwargs.items()})
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"r": 2.0}, "r must be an int, got float 2.0"),
+    ({"r": True}, "r must be an int, got bool True"),
+    ({"alpha": "16"}, "alpha must be a number, got str '16'"),
+    ({"dropout": None}, "dropout must be a number, got NoneType None"),
+])
+def test_wrong_type_lora_arguments_raise_type_error(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        lora.validate_lora_args(**{"r": 8, "alpha": 16, "dropout": 0.0, **kwargs})
 
 
 def test_lora_linear_rejects_non_linear_base():
@@ -191,14 +203,14 @@ def test_one_matrix_update_changes_only_that_matrix_and_restores_it(tiny):
     tok = tiny[1]
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    examples = orders.load_orders("train")[:4]
-    delta = lora.one_matrix_update(model, tok, examples, "model.layers.1.self_attn.o_proj", steps=2, batch_size=2,
+    encoded = orders.encode_examples(tok, orders.load_orders("train")[:4])
+    delta = lora.one_matrix_update(model, tok, encoded, "model.layers.1.self_attn.o_proj", steps=2, batch_size=2,
                                    lr=1e-2)
     assert delta.shape == (64, 64) and delta.abs().max() > 0
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n]) and p.requires_grad == flags[n]
     with pytest.raises(ValueError, match="module must name an nn.Linear of the model, got 'model.layers.1'"):
-        lora.one_matrix_update(model, tok, examples, "model.layers.1")
+        lora.one_matrix_update(model, tok, encoded, "model.layers.1")
 
 
 # ---------------------------------------------------------------- merging
@@ -266,7 +278,7 @@ def test_dare_drops_and_rescales():
 
 
 def test_shipped_orders_come_from_the_seeded_generator():
-    train, test = ch05_make_orders.make_orders()
+    train, test = load_script("ch05_make_orders").make_orders()
     assert orders.load_orders("train") == train and orders.load_orders("test") == test
     assert len(train) == 800 and len(test) == 120
     assert not {e["text"] for e in train} & {e["text"] for e in test}
@@ -294,20 +306,20 @@ def test_encode_and_collate_mask_the_prompt(tiny):
     answer = [t for t in enc["labels"] if t != -100]
     assert tok.decode(answer) == orders.target_json(example["target"]) + "<|im_end|>"
     assert enc["labels"][:len(enc["labels"]) - len(answer)] == [-100] * (len(enc["labels"]) - len(answer))
-    batch = orders.collate([enc, {"input_ids": [5, 6], "labels": [-100, 6]}], pad_id=0)
+    batch = lora.collate([enc, {"input_ids": [5, 6], "labels": [-100, 6]}], pad_id=0)
     assert batch["input_ids"].shape == (2, len(enc["input_ids"]))
     assert batch["attention_mask"][1].tolist() == [1, 1] + [0] * (len(enc["input_ids"]) - 2)
     assert (batch["labels"][1, 2:] == -100).all()
     with pytest.raises(ValueError, match="batch must contain at least one example"):
-        orders.collate([], 0)
+        lora.collate([], 0)
 
 
 def test_answer_loss_equals_the_model_loss(tiny):
     model, tok = tiny
     examples = orders.load_orders("test")[:3]
-    batch = orders.collate([orders.encode_training_example(tok, e["text"], e["target"]) for e in examples], 0)
+    batch = lora.collate([orders.encode_training_example(tok, e["text"], e["target"]) for e in examples], 0)
     with torch.no_grad():
-        assert orders.answer_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
+        assert lora.answer_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
 
 
 def test_train_adapter_lowers_the_loss_and_only_trains_lora(tiny):
@@ -315,15 +327,15 @@ def test_train_adapter_lowers_the_loss_and_only_trains_lora(tiny):
 
     model = get_peft_model(copy.deepcopy(tiny[0]), LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS))
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
-    examples = orders.load_orders("train")[:4]
-    log = orders.train_adapter(model, tiny[1], examples, steps=12, batch_size=4, lr=1e-2)
+    encoded = orders.encode_examples(tiny[1], orders.load_orders("train")[:4])
+    log = lora.train_adapter(model, tiny[1], encoded, steps=12, batch_size=4, lr=1e-2)
     assert len(log.losses) == 12 and log.seconds > 0
     assert log.losses[-1] < log.losses[0]
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
     with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
-        orders.train_adapter(model, tiny[1], examples, steps=0)
+        lora.train_adapter(model, tiny[1], encoded, steps=0)
     with pytest.raises(ValueError, match="model has no trainable parameters"):
-        orders.train_adapter(fixtures.tiny_model().requires_grad_(False), tiny[1], examples, steps=1)
+        lora.train_adapter(fixtures.tiny_model().requires_grad_(False), tiny[1], encoded, steps=1)
 
 
 def test_generate_replies_returns_one_string_per_text(tiny):
@@ -339,11 +351,11 @@ def test_generate_replies_returns_one_string_per_text(tiny):
 def test_order_lora_config_on_the_real_model_trains_under_one_percent(real):
     from peft import get_peft_model
 
-    model = get_peft_model(copy.deepcopy(real[0]), orders.order_lora_config())
+    model = get_peft_model(copy.deepcopy(real[0]), lora.lora_config())
     trainable, total = lora.count_parameters(model)
     assert 0 < trainable / total <= 0.01
     with pytest.raises(ValueError, match=r"last_layers must be an int in \[1, 30\], got 31"):
-        orders.order_lora_config(last_layers=31)
+        lora.lora_config(last_layers=31)
 
 
 def test_shipped_adapter_is_small_and_reloads(real):

@@ -50,7 +50,7 @@ def test_activation_memory_formula():
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda: memory.weights_gb(0), r"params_billion must be a number > 0, got 0"),
+    (lambda: memory.weights_gb(0), r"params_billion must be in \(0, inf\), got 0"),
     (lambda: memory.inference_memory_gb(7, overhead=0.5), r"overhead must be a number >= 1, got 0.5"),
     (lambda: memory.training_memory_gb(7, method="adapter"), r"method must be one of \['full', 'lora', 'qlora'\]"),
     (lambda: memory.training_memory_gb(7, optimizer_states=-1), "optimizer_states must be an int >= 0, got -1"),
@@ -62,4 +62,13 @@ def test_activation_memory_formula():
 ])
 def test_memory_functions_reject_bad_input(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: memory.weights_gb("7"), "params_billion must be a number, got str '7'"),
+    (lambda: memory.weights_gb(True), "params_billion must be a number, got bool True"),
+])
+def test_wrong_types_raise_type_error(call, message):
+    with pytest.raises(TypeError, match=message):
         call()

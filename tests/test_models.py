@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmlab import fetch, fixtures, models
+from llmlab import models
+from llmlab.kit import fetch, fixtures
 
 
 @pytest.fixture

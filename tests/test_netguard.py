@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from llmlab.netguard import NetworkBlocked, is_loopback
+from llmlab.kit.netguard import NetworkBlocked, is_loopback
 
 
 @pytest.mark.parametrize("address,expected", [

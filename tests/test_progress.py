@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from llmlab import cli, progress
+from llmlab.kit import cli, progress
 
 CHECK = '''
 def check(n, title):

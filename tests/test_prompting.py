@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmlab import fixtures, prompting
+from llmlab import prompting
+from llmlab.kit import fixtures
 from llmlab.retrieval import rag
 from llmlab.tasks import company_docs, tickets
 

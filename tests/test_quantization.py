@@ -349,3 +349,31 @@ def test_affine_int4_g32_reproduces_q4_1_style_weights_exactly():
 def test_quantized_linear_rejects_unknown_scheme():
     with pytest.raises(ValueError, match=r"scheme must be one of \['absmax', 'affine'\], got 'nf4'"):
         Q.QuantizedLinear(nn.Linear(8, 4), 4, scheme="nf4")
+
+
+@pytest.mark.parametrize("bits,group", [(4, 32), (8, 16), (4, 64)])
+def test_quantized_linear_dequantizes_with_the_taught_dequantize(bits, group):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 6)
+    for scheme in ("absmax", "affine"):
+        layer = Q.QuantizedLinear(linear, bits, group, scheme)
+        w = linear.weight.detach().float()
+        if scheme == "absmax":
+            q, scale = Q.absmax_quantize(w, bits, "group", group)
+            expected = Q.dequantize(q, scale.half())
+        else:
+            q, scale, low = Q.minmax_quantize(w, bits, "group", group)
+            expected = Q.dequantize(q, scale.half(), low=low.half())
+        assert torch.equal(layer.dequantized_weight(), expected), (bits, group, scheme)
+
+
+def test_dequantize_min_scale_codes_and_its_errors():
+    q = torch.tensor([[0, 15, 7, 8]], dtype=torch.uint8)
+    out = Q.dequantize(q, torch.tensor([[0.5, 0.25]]), low=torch.tensor([[-1.0, 2.0]]))
+    assert out.tolist() == [[-1.0, 6.5, 3.75, 4.0]]
+    with pytest.raises(ValueError, match="not both"):
+        Q.dequantize(q, torch.tensor([[0.5, 0.25]]), zero_point=torch.tensor([[1, 1]]), low=torch.tensor([[0.0, 0.0]]))
+    with pytest.raises(ValueError, match="low must be a tensor shaped like scale"):
+        Q.dequantize(q, torch.tensor([[0.5, 0.25]]), low=torch.tensor([0.0]))
+    with pytest.raises(TypeError, match="low"):
+        Q.dequantize(q, torch.tensor([[0.5, 0.25]]), low=[0.0, 0.0])

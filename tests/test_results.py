@@ -40,3 +40,47 @@ def test_every_shipped_json_is_readable_as_latest():
         if device:
             run = results.latest_result(device_and_name[len("cpu-"):], root=results.RESULTS)
             assert isinstance(run.data, dict) and run.date >= stem[:10]
+
+
+def test_jsonable_turns_run_objects_into_plain_json():
+    import argparse
+    import dataclasses
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    @dataclasses.dataclass
+    class Point:
+        x: float
+        tags: tuple
+
+    value = {"p": Point(1.5, ("a",)), ("k", 1): np.float32(2.0), "t": torch.tensor([1, 2]),
+             "ns": argparse.Namespace(n=3, out=Path("x")), "dev": torch.device("cpu"), "nan": float("nan")}
+    out = results.jsonable(value)
+    assert out["p"] == {"x": 1.5, "tags": ["a"]} and out["('k', 1)"] == 2.0 and out["t"] == [1, 2]
+    assert out["ns"] == {"n": 3, "out": "x"} and out["dev"] == "cpu" and out["nan"] != out["nan"]
+    json.dumps(out)  # plain types only
+
+
+def test_every_shipped_report_has_its_json_beside_it():
+    reports = sorted(results.RESULTS.glob("*.md"))
+    assert reports, "no shipped reports found"
+    missing = [p.name for p in reports if not p.with_suffix(".json").exists()]
+    assert not missing, f"reports without their .json: {missing}"
+
+
+def test_backfill_parses_header_and_tables_and_says_so(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(results.RESULTS.parent))
+    import backfill_json
+
+    (tmp_path / "2026-01-01-cpu-demo.md").write_text(
+        "# Demo\n\n2026-01-01 · x86_64, load average 1.0\n\n## Part A\n\n| a | b |\n|---|---|\n| 1 | x y |\n"
+        "| 2 | z |\n\ntext\n", encoding="utf-8")
+    backfill_json.main(tmp_path)
+    run = results.latest_result("demo", root=tmp_path)
+    assert run["header"] == "2026-01-01 · x86_64, load average 1.0" and run["title"] == "Demo"
+    assert run["tables"] == [{"section": "Part A", "columns": ["a", "b"], "rows": [["1", "x y"], ["2", "z"]]}]
+    assert "parsed from the .md" in run["source"]

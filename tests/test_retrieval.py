@@ -1,13 +1,14 @@
 """Tests for llmlab.retrieval: chunking, BM25 (against bm25s and rank-bm25), cosine top-k, RRF, metrics, RAG prompts."""
 
 import math
+import zlib
 
 import numpy as np
 import pytest
 import torch
 
-from llmlab import fixtures
 from llmlab import retrieval as R
+from llmlab.kit import fixtures
 from llmlab.retrieval import dense, rag
 from llmlab.tasks import company_docs
 
@@ -189,3 +190,29 @@ def test_data_loads():
     assert len(company_docs.load_agent_tasks()) >= 50
     with pytest.raises(ValueError, match="split"):
         company_docs.load_questions("train")
+
+
+class _UnitEncoder:
+    """A stand-in sentence encoder: fixed random unit vectors per text (no model)."""
+
+    def __init__(self, dim: int = 16):
+        self.dim = dim
+
+    def encode(self, texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False):
+        rows = [np.random.default_rng(zlib.crc32(t.encode())).standard_normal(self.dim) for t in texts]
+        return np.stack([r / np.linalg.norm(r) for r in rows]).astype(np.float32)
+
+
+def test_dense_index_agrees_with_the_taught_cosine_top_k():
+    # DenseIndex searches unit vectors by inner product (FlatIndex, numpy); exercise 11.2 teaches cosine_top_k
+    # (torch). On the same embeddings (no exact ties) they return the same neighbours, order and scores.
+    import torch
+
+    texts = [f"document number {i} about tents and stoves" for i in range(40)]
+    index = R.DenseIndex(texts, encoder=_UnitEncoder())
+    for query in ["tent", "stove fuel", "refund policy"]:
+        hits = index.search(query, k=5)
+        q = torch.from_numpy(R.embed(index.encoder, [query])[0])
+        scores, ids = R.cosine_top_k(q, torch.from_numpy(index.index.vectors), k=5)
+        assert [i for i, _ in hits] == ids.tolist()
+        assert np.allclose([s for _, s in hits], scores.numpy(), atol=1e-6)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from llmlab import attention, fixtures, kv_cache
+from llmlab import attention, kv_cache
+from llmlab.kit import fixtures
 from llmlab.serving import engine
 
 

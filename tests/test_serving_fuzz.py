@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from llmlab import attention, fixtures, kv_cache
+from llmlab import attention, kv_cache
+from llmlab.kit import fixtures
 from llmlab.serving import fuzz, load, server
 
 MAX_BODY = 4096

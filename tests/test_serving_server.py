@@ -8,7 +8,8 @@ import time
 import pytest
 import torch
 
-from llmlab import attention, fixtures, kv_cache
+from llmlab import attention, kv_cache
+from llmlab.kit import fixtures
 from llmlab.serving import load, prefix_cache, server
 
 

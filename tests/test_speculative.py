@@ -6,8 +6,9 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from llmlab import attention, fixtures, kv_cache
+from llmlab import attention, kv_cache
 from llmlab import speculative as S
+from llmlab.kit import fixtures
 from llmlab.sampling import SamplingSettings
 from llmlab.speculative import rejection as V
 

@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from llmlab import fixtures, sampling, structured
+from llmlab import sampling, structured
+from llmlab.kit import fixtures
 from llmlab.sampling import SamplingSettings
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}, "age": {"type": "integer"},

@@ -31,12 +31,9 @@ def test_splits_sizes_and_labels():
 
 
 def test_unseen_split_shares_no_template_or_text_with_the_others():
-    import importlib.util
-    from pathlib import Path
+    from data_scripts import load_script
 
-    spec = importlib.util.spec_from_file_location("make", Path(tickets.DATA).with_name("ch06_make_tickets.py"))
-    make = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make)
+    make = load_script("ch06_make_tickets")
     seen = [r["text"] for s in tickets.SPLITS for r in tickets.load_tickets(s)]
     unseen = [r["text"] for r in tickets.load_tickets(tickets.UNSEEN)]
     assert not set(seen) & set(unseen)

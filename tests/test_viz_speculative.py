@@ -3,7 +3,7 @@
 import matplotlib
 import pytest
 
-from llmlab import fixtures
+from llmlab.kit import fixtures
 from llmlab.speculative import Step, predicted_speedup
 from llmlab.viz import speculative as VS
 

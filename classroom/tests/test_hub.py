@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from llmlab import classroom
+from llmlab.kit import classroom
 
 LEARNERS = int(os.environ.get("LLMLAB_CLASS_SIZE", "4"))
 FIRST_CELLS = """

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from llmlab.exercises import NOT_STARTED, STUB_ERROR
+from llmlab.kit.exercises import NOT_STARTED, STUB_ERROR
 
 
 class CheckFailed(AssertionError):

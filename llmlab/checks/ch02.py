@@ -6,8 +6,9 @@ import functools
 
 import torch
 
-from llmlab import fixtures, sampling, structured
+from llmlab import sampling, structured
 from llmlab.checks import Check
+from llmlab.kit import fixtures
 
 _GEN = 2
 

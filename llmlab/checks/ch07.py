@@ -124,7 +124,8 @@ def loop_target():
     """The fixtures' tiny Llama (vocab 16) with its layer weights scaled ×15 so greedy output depends on context."""
     from dataclasses import replace
 
-    from llmlab import attention, fixtures
+    from llmlab import attention
+    from llmlab.kit import fixtures
 
     w = attention.from_model(fixtures.tiny_model(seed=0, vocab_size=16), max_positions=64)
     norms = ("attn_norm", "mlp_norm")

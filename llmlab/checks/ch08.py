@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from llmlab import fixtures, interpret
+from llmlab import interpret
 from llmlab.checks import Check
+from llmlab.kit import fixtures
 
 
 def _tiny_with_scaled_norm():

@@ -10,7 +10,7 @@ import torch
 
 from llmlab.checks import Check
 from llmlab.evaluation import code, ranking, text
-from llmlab.exercises import NOT_STARTED, STUB_ERROR
+from llmlab.kit.exercises import NOT_STARTED, STUB_ERROR
 
 
 def _logprobs(n: int, seed: int) -> torch.Tensor:

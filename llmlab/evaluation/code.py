@@ -15,7 +15,13 @@ from llmlab import validate as V
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k)/C(n, k), as a stable product 1 - prod(1 - k/i), i=n-c+1..n."""
+    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k)/C(n, k), as a stable product 1 - prod(1 - k/i), i=n-c+1..n.
+
+    >>> round(pass_at_k(n=10, c=3, k=1), 4)
+    0.3
+    >>> round(pass_at_k(n=10, c=3, k=5), 4)
+    0.9167
+    """
     V.integer("n", n, low=1)
     V.integer("c", c, low=0, high=n)
     V.integer("k", k, low=1, high=n)
@@ -36,7 +42,11 @@ def pass_at_k_biased(n: int, c: int, k: int) -> float:
 
 
 def mean_pass_at_k(results: Sequence[Sequence[bool]], k: int) -> float:
-    """pass@k averaged over problems; results[i] holds whether each of problem i's n candidates passed."""
+    """pass@k averaged over problems; results[i] holds whether each of problem i's n candidates passed.
+
+    >>> mean_pass_at_k([[True, False], [False, False]], k=1)
+    0.25
+    """
     V.non_empty("results", results)
     return sum(pass_at_k(len(r), sum(bool(x) for x in r), k) for r in results) / len(results)
 
@@ -45,7 +55,11 @@ _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
 
 def extract_code(reply: str) -> str:
-    """The code in a model reply: the first ```python fenced block if any, else the whole reply."""
+    """The code in a model reply: the first ```python fenced block if any, else the whole reply.
+
+    >>> extract_code("Here:\\n```python\\ndef f():\\n    return 1\\n```\\nDone.")
+    'def f():\\n    return 1'
+    """
     V.text("reply", reply, allow_empty=True)
     match = _FENCE.search(reply)
     return (match.group(1) if match else reply).strip("\n")

@@ -32,7 +32,11 @@ class Verdict:
 
 
 def parse_score(reply: str) -> str | None:
-    """The first standalone digit 1-5 in a reply ('4', 'Score: 4/5'), else None (e.g. 'great answer', '10')."""
+    """The first standalone digit 1-5 in a reply ('4', 'Score: 4/5'), else None (e.g. 'great answer', '10').
+
+    >>> parse_score("Score: 4/5"), parse_score("no idea")
+    ('4', None)
+    """
     V.text("reply", reply, allow_empty=True)
     match = re.search(r"(?<![\d.])([1-5])(?!\d|\.\d)", reply)
     return match.group(1) if match else None
@@ -139,7 +143,11 @@ def position_bias(original: Sequence[str | None], swapped: Sequence[str | None])
 
 
 def cohens_kappa(rater_a: Sequence[Hashable], rater_b: Sequence[Hashable]) -> float:
-    """Cohen's kappa: agreement beyond chance, (p_observed - p_chance) / (1 - p_chance); NaN when p_chance is 1."""
+    """Cohen's kappa: agreement beyond chance, (p_observed - p_chance) / (1 - p_chance); NaN when p_chance is 1.
+
+    >>> cohens_kappa([1, 1, 0, 0], [1, 1, 0, 0]), cohens_kappa([1, 0, 1, 0], [1, 1, 0, 0])
+    (1.0, 0.0)
+    """
     V.non_empty("rater_a", rater_a)
     V.same_length(("rater_a", "rater_b"), rater_a, rater_b)
     n = len(rater_a)

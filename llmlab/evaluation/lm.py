@@ -12,7 +12,12 @@ from llmlab import validate as V
 
 
 def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Float32 log softmax(logits)[target] at each position: (..., V) logits and (...) target ids -> (...)."""
+    """Float32 log softmax(logits)[target] at each position: (..., V) logits and (...) target ids -> (...).
+
+    >>> logits = torch.log(torch.tensor([[[0.5, 0.5], [0.25, 0.75]]]))
+    >>> gather_logprobs(logits, torch.tensor([[0, 1]])).exp().round(decimals=4).tolist()
+    [[0.5, 0.75]]
+    """
     V.tensor("logits", logits, floating=True)
     V.tensor("targets", targets)
     if targets.shape != logits.shape[:-1]:
@@ -52,7 +57,12 @@ def sequence_logprob(model, tokenizer, text: str, context: str = "") -> float:
 
 
 def perplexity_from_logprobs(logprobs: Sequence[float] | torch.Tensor) -> float:
-    """exp of the mean negative logprob per token."""
+    """exp of the mean negative logprob per token.
+
+    >>> import math
+    >>> round(perplexity_from_logprobs([math.log(0.5), math.log(0.5)]), 6)
+    2.0
+    """
     values = [float(v) for v in logprobs]
     if not values:
         raise ValueError("logprobs must hold at least one value, got []")
@@ -79,7 +89,12 @@ def perplexity(model, tokenizer, text: str, window: int = 512, max_tokens: int |
 
 
 def cross_entropy(logprobs: Sequence[float] | torch.Tensor, base: float = math.e) -> float:
-    """Mean negative logprob per token, in nats (base e) or bits (base 2); logprobs are natural logs."""
+    """Mean negative logprob per token, in nats (base e) or bits (base 2); logprobs are natural logs.
+
+    >>> import math
+    >>> round(cross_entropy([math.log(0.5), math.log(0.25)], base=2), 6)
+    1.5
+    """
     V.number("base", base, low=1.0, low_open=True)
     values = [float(v) for v in logprobs]
     if not values:

@@ -41,12 +41,20 @@ def players_of(matches: Sequence[tuple[Hashable, Hashable]]) -> list:
 
 
 def elo_expected(rating_a: float, rating_b: float) -> float:
-    """Probability that A beats B under Elo: 1 / (1 + 10^((R_b - R_a) / 400))."""
+    """Probability that A beats B under Elo: 1 / (1 + 10^((R_b - R_a) / 400)).
+
+    >>> round(elo_expected(1600, 1400), 3)
+    0.76
+    """
     return 1.0 / (1.0 + 10 ** ((rating_b - rating_a) / 400))
 
 
 def elo(matches: Sequence[tuple[Hashable, Hashable]], k_factor: float = 32.0, initial: float = 1500.0) -> dict:
-    """Elo ratings after playing (winner, loser) matches in the order given; K is the step size."""
+    """Elo ratings after playing (winner, loser) matches in the order given; K is the step size.
+
+    >>> {k: round(v, 1) for k, v in elo([("a", "b"), ("a", "b")]).items()}
+    {'a': 1530.5, 'b': 1469.5}
+    """
     V.number("k_factor", k_factor, low=0.0, low_open=True, high=400.0)
     ratings = {p: float(initial) for p in players_of(matches)}
     for winner, loser in matches:

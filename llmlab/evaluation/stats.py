@@ -56,7 +56,11 @@ def bootstrap_ci(values: Sequence[float], n_resamples: int = 2000, confidence: f
 
 def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_resamples: int = 2000, confidence: float = 0.95,
                      seed: int = 0) -> Interval:
-    """mean(b) - mean(a) over paired per-example scores, with its percentile bootstrap interval."""
+    """mean(b) - mean(a) over paired per-example scores, with its percentile bootstrap interval.
+
+    >>> paired_bootstrap([0, 0, 0, 0], [1, 1, 1, 1])
+    Interval(mean=1.0, low=1.0, high=1.0)
+    """
     V.non_empty("a", a)
     V.same_length(("a", "b"), a, b)
     for name, values in (("a", a), ("b", b)):

@@ -81,7 +81,11 @@ def number_match(prediction: str, reference: str | float, tol: float = 1e-6) -> 
 
 
 def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD token F1: harmonic mean of precision and recall of the normalised tokens, counted as multisets."""
+    """SQuAD token F1: harmonic mean of precision and recall of the normalised tokens, counted as multisets.
+
+    >>> round(token_f1("the cat sat", "a cat sat down"), 3)
+    0.8
+    """
     pred, ref = normalize(prediction).split(), normalize(reference).split()
     if not pred or not ref:
         return float(pred == ref)
@@ -93,7 +97,11 @@ def token_f1(prediction: str, reference: str) -> float:
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:
-    """Levenshtein distance: fewest insertions, deletions and substitutions turning a into b (str or token lists)."""
+    """Levenshtein distance: fewest insertions, deletions and substitutions turning a into b (str or token lists).
+
+    >>> edit_distance("kitten", "sitting")
+    3
+    """
     if isinstance(a, str) != isinstance(b, str):
         raise TypeError(f"a and b must both be str or both be sequences, got {type(a).__name__} and "
                         f"{type(b).__name__}")
@@ -152,7 +160,11 @@ def sacrebleu_bleu(predictions: Sequence[str], references: Sequence[str], tokeni
 
 
 def lcs_length(a: Sequence, b: Sequence) -> int:
-    """Length of the longest common subsequence of two token lists."""
+    """Length of the longest common subsequence of two token lists.
+
+    >>> lcs_length("abcde", "ace")
+    3
+    """
     previous = [0] * (len(b) + 1)
     for x in a:
         current = [0]
@@ -168,7 +180,11 @@ def _rouge_tokens(text: str) -> list[str]:
 
 
 def rouge_l(prediction: str, reference: str) -> float:
-    """ROUGE-L F1 between two texts: LCS-based precision and recall on lower-cased alphanumeric tokens."""
+    """ROUGE-L F1 between two texts: LCS-based precision and recall on lower-cased alphanumeric tokens.
+
+    >>> round(rouge_l("the cat sat on the mat", "the cat is on the mat"), 3)
+    0.833
+    """
     V.text("prediction", prediction, allow_empty=True)
     V.text("reference", reference, allow_empty=True)
     p, r = _rouge_tokens(prediction), _rouge_tokens(reference)

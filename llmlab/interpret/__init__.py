@@ -1,7 +1,7 @@
 """Interpretability views on a transformers Llama-style model: logit lens, attention maps and head ablation,
 saliency (gradient x input, integrated gradients), counterfactual edits, linear probes on cached hidden states.
 
-One module per view: lens, heads, saliency, probes. The LIT wrappers live in llmlab.lit_app.
+One module per view: lens, heads, saliency, probes. The LIT wrappers live in llmlab.kit.lit_app.
 """
 
 from llmlab.interpret.heads import (

@@ -8,6 +8,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from llmlab import validate as V
+
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts of a module; shared (tied) tensors are counted once."""
@@ -25,13 +27,10 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 
 
 def validate_lora_args(r: int, alpha: float, dropout: float) -> None:
-    """Raise a clear error unless r >= 1, alpha > 0 and dropout in [0, 1)."""
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise ValueError(f"r must be an int >= 1, got {r!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(f"alpha must be a number > 0, got {alpha!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    """Raise a clear error unless r >= 1, alpha > 0 and dropout in [0, 1) (TypeError for a wrong type)."""
+    V.positive_int("r", r)
+    V.number("alpha", alpha, 0, low_open=True)
+    V.number("dropout", dropout, 0, 1, high_open=True)
 
 
 class LoRALinear(nn.Module):
@@ -146,7 +145,11 @@ def copy_lora_into_peft(model: nn.Module, peft_model: nn.Module, adapter: str = 
 
 
 def lora_param_count(d_in: int, d_out: int, r: int, n_matrices: int = 1) -> int:
-    """Trainable LoRA parameters for n_matrices weight matrices of shape (d_out, d_in): n * r * (d_in + d_out)."""
+    """Trainable LoRA parameters for n_matrices weight matrices of shape (d_out, d_in): n * r * (d_in + d_out).
+
+    >>> lora_param_count(4096, 4096, r=8)
+    65536
+    """
     for pname, value in [("d_in", d_in), ("d_out", d_out), ("r", r), ("n_matrices", n_matrices)]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{pname} must be an int >= 1, got {value!r}")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
+from llmlab.lora.training import lora_config
 from llmlab.quantization.backends import bnb_config, load_bnb
-from llmlab.tasks.orders import order_lora_config
 
 
 def nf4_config(compute_dtype: torch.dtype = torch.bfloat16, double_quant: bool = True):
@@ -33,4 +33,4 @@ def qlora_model(base, config=None):
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     prepared = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
-    return get_peft_model(prepared, order_lora_config() if config is None else config)
+    return get_peft_model(prepared, lora_config() if config is None else config)

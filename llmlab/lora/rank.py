@@ -8,11 +8,15 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from llmlab.tasks.orders import train_adapter
+from llmlab.lora.training import train_adapter
 
 
 def low_rank_approximation(delta: torch.Tensor, r: int) -> torch.Tensor:
-    """The best rank-r approximation of a matrix (truncated SVD, Eckart-Young)."""
+    """The best rank-r approximation of a matrix (truncated SVD, Eckart-Young).
+
+    >>> low_rank_approximation(torch.tensor([[3.0, 0.0], [0.0, 1.0]]), r=1).tolist()
+    [[3.0, 0.0], [0.0, 0.0]]
+    """
     if not isinstance(delta, torch.Tensor) or delta.dim() != 2:
         raise ValueError(f"delta must be a 2-d tensor, got {getattr(delta, 'shape', type(delta).__name__)}")
     if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(delta.shape):
@@ -36,9 +40,9 @@ def relative_reconstruction_error(delta: torch.Tensor, ranks: Sequence[int]) -> 
     return out
 
 
-def one_matrix_update(model, tokenizer, examples: Sequence[dict], module: str, steps: int = 8,
+def one_matrix_update(model, tokenizer, encoded: Sequence[dict], module: str, steps: int = 8,
                       batch_size: int = 4, lr: float = 1e-4, seed: int = 0) -> torch.Tensor:
-    """The update W_after - W_before that full finetuning (AdamW) makes to one named weight matrix."""
+    """The update W_after - W_before that full finetuning (AdamW) on encoded examples makes to one weight matrix."""
     names = dict(model.named_modules())
     if module not in names or not isinstance(names[module], nn.Linear):
         linear = [n for n, m in names.items() if isinstance(m, nn.Linear)]
@@ -49,7 +53,7 @@ def one_matrix_update(model, tokenizer, examples: Sequence[dict], module: str, s
     model.requires_grad_(False)
     weight.requires_grad_(True)
     try:
-        train_adapter(model, tokenizer, examples, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+        train_adapter(model, tokenizer, encoded, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
         delta = weight.detach() - before
     finally:
         with torch.no_grad():

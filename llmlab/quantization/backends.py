@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from llmlab import models
-from llmlab.fetch import fetch
+from llmlab.kit.fetch import fetch
 from llmlab.quantization.tensor import valid_bits
 
 

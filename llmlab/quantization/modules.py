@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmlab.quantization.tensor import absmax_quantize, minmax_quantize, pack_int4, unpack_int4, valid_bits
+from llmlab.quantization.tensor import absmax_quantize, dequantize, minmax_quantize, pack_int4, unpack_int4, valid_bits
 
 SCHEMES = ("absmax", "affine")
 
@@ -51,13 +51,12 @@ class QuantizedLinear(nn.Module):
 
     def dequantized_weight(self) -> torch.Tensor:
         """The float32 weight (out_features, in_features) these codes represent."""
-        q = unpack_int4(self.qweight) if self.bits == 4 else self.qweight
-        w = q.float().view(self.out_features, -1, self.group_size)
-        if self.low is not None:
-            w.add_(2 ** (self.bits - 1)).mul_(self.scale.float()[..., None]).add_(self.low.float()[..., None])
-        else:
-            w.mul_(self.scale.float()[..., None])
-        return w.view(self.out_features, -1)[:, : self.in_features]
+        q = (unpack_int4(self.qweight) if self.bits == 4 else self.qweight).view(self.out_features, -1)
+        if self.low is None:
+            w = dequantize(q, self.scale)
+        else:  # stored shifted into int8: shift back to the codes 0..2^b-1 of minmax_quantize
+            w = dequantize(q.to(torch.int16) + 2 ** (self.bits - 1), self.scale, low=self.low)
+        return w[:, : self.in_features]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x @ W.T + b with W dequantized to x's dtype."""

@@ -19,7 +19,12 @@ NF4_CODEBOOK = torch.tensor([
 
 
 def nf4_codebook(offset: float = 0.9677083) -> torch.Tensor:
-    """Build the 16 NF4 levels from normal quantiles as QLoRA does (8 positive, 7 negative, and 0), in [-1, 1]."""
+    """Build the 16 NF4 levels from normal quantiles as QLoRA does (8 positive, 7 negative, and 0), in [-1, 1].
+
+    >>> codes = nf4_codebook()
+    >>> len(codes), codes[0].item(), codes[7].item(), codes[-1].item()
+    (16, -1.0, 0.0, 1.0)
+    """
     if not 0.5 < offset < 1.0:
         raise ValueError(f"offset must be in (0.5, 1), got {offset!r}")
     normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))

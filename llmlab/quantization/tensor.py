@@ -1,4 +1,5 @@
-"""Tensor quantizers: absmax (symmetric), zero-point and min/scale (affine) codes, dequantization, int4 packing."""
+"""Tensor quantizers: absmax (symmetric), zero-point (integer offset) and min/scale (the kit's "affine"),
+dequantization, int4 packing."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ def absmax_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tensor",
     """Symmetric quantization: int8 codes q in [-(2**(bits-1)-1), 2**(bits-1)-1] and scales with x ≈ q * scale.
 
     Scales have shape () per tensor, (..., 1) per channel (row) and (..., n_groups) per group along the last dim.
+
+    >>> q, scale = absmax_quantize(torch.tensor([-1.27, 0.5, 1.27]))
+    >>> q.tolist(), round(scale.item(), 4)
+    ([-127, 50, 127], 0.01)
     """
     V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
@@ -57,9 +62,13 @@ def absmax_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tensor",
 
 def zeropoint_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tensor",
                        group_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Affine quantization: uint8 codes q in [0, 2**bits-1], scales and integer zero points, x ≈ (q - zp) * scale.
+    """Zero-point quantization: uint8 codes q in [0, 2**bits-1], scales and integer zero points, x ≈ (q - zp) * scale.
 
     The range [min, max] is widened to include 0, so that 0 is represented exactly.
+
+    >>> q, scale, zp = zeropoint_quantize(torch.tensor([0.0, 1.0, 2.55]))
+    >>> q.tolist(), round(scale.item(), 4), zp.item()
+    ([0, 100, 255], 0.01, 0)
     """
     V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
@@ -76,8 +85,8 @@ def zeropoint_quantize(x: torch.Tensor, bits: int = 8, granularity: str = "tenso
 
 def minmax_quantize(x: torch.Tensor, bits: int = 4, granularity: str = "group",
                     group_size: int | None = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Affine min/scale quantization (GGUF's Q4_1 at 4 bits, groups of 32): uint8 codes q in [0, 2**bits-1],
-    scales and group minimums with x ≈ q * scale + low. Unlike zero-point, 0 need not be exact.
+    """Min/scale quantization, the kit's "affine" (GGUF's Q4_1 at 4 bits, groups of 32): uint8 codes q in
+    [0, 2**bits-1], scales and float group minimums with x ≈ q * scale + low. Unlike zero-point, 0 need not be exact.
     """
     V.finite("x", V.float_tensor("x", x))
     valid_bits(bits)
@@ -90,8 +99,14 @@ def minmax_quantize(x: torch.Tensor, bits: int = 4, granularity: str = "group",
     return q.reshape(x.shape), _scale_shape(scale, granularity), _scale_shape(low, granularity)
 
 
-def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | None = None) -> torch.Tensor:
-    """Float32 values from integer codes: q * scale, or (q - zero_point) * scale; scales as the quantizers return."""
+def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | None = None,
+               low: torch.Tensor | None = None) -> torch.Tensor:
+    """Float32 values from integer codes: q * scale, (q - zero_point) * scale or q * scale + low (min/scale codes);
+    scales, zero points and lows shaped as the quantizers return them.
+
+    >>> [round(v, 4) for v in dequantize(torch.tensor([-127, 50, 127], dtype=torch.int8), torch.tensor(0.01)).tolist()]
+    [-1.27, 0.5, 1.27]
+    """
     if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.dtype == torch.bool:
         raise TypeError(f"q must be an integer torch.Tensor, got {getattr(q, 'dtype', type(q).__name__)}")
     V.float_tensor("scale", scale)
@@ -104,13 +119,21 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | 
                              f"got {tuple(scale.shape)}")
         groups = q.float().reshape(*q.shape[:-1], scale.shape[-1], q.shape[-1] // scale.shape[-1])
         scale_g = scale
+    if zero_point is not None and low is not None:
+        raise ValueError("give zero_point (zero-point codes) or low (min/scale codes), not both")
     if zero_point is not None:
         V.tensor("zero_point", zero_point)  # TypeError for a non-tensor
         if zero_point.shape != scale.shape:
             raise ValueError(f"zero_point must be a tensor shaped like scale {tuple(scale.shape)}, got "
                              f"{tuple(zero_point.shape) if isinstance(zero_point, torch.Tensor) else zero_point!r}")
         groups = groups - zero_point.reshape(scale_g.shape).float()[..., None]
-    return (groups * scale_g.float()[..., None]).reshape(q.shape)
+    values = groups * scale_g.float()[..., None]
+    if low is not None:
+        V.float_tensor("low", low)
+        if low.shape != scale.shape:
+            raise ValueError(f"low must be a tensor shaped like scale {tuple(scale.shape)}, got {tuple(low.shape)}")
+        values = values + low.reshape(scale_g.shape).float()[..., None]
+    return values.reshape(q.shape)
 
 
 def quantize_dequantize(x: torch.Tensor, method: str = "absmax", bits: int = 8, granularity: str = "tensor",
@@ -128,7 +151,11 @@ def quantize_dequantize(x: torch.Tensor, method: str = "absmax", bits: int = 8, 
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:
-    """Two signed 4-bit codes in [-8, 7] per uint8 byte along the last dimension (which must be even)."""
+    """Two signed 4-bit codes in [-8, 7] per uint8 byte along the last dimension (which must be even).
+
+    >>> pack_int4(torch.tensor([1, -2, 7, -8], dtype=torch.int8)).tolist()
+    [105, 15]
+    """
     if not isinstance(q, torch.Tensor) or q.dtype != torch.int8:
         raise TypeError(f"q must be an int8 torch.Tensor, got {getattr(q, 'dtype', type(q).__name__)}")
     if q.shape[-1] % 2:
@@ -140,7 +167,11 @@ def pack_int4(q: torch.Tensor) -> torch.Tensor:
 
 
 def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
-    """The int8 codes in [-8, 7] stored by pack_int4: (..., n) bytes -> (..., 2n) codes."""
+    """The int8 codes in [-8, 7] stored by pack_int4: (..., n) bytes -> (..., 2n) codes.
+
+    >>> unpack_int4(pack_int4(torch.tensor([1, -2, 7, -8], dtype=torch.int8))).tolist()
+    [1, -2, 7, -8]
+    """
     if not isinstance(packed, torch.Tensor) or packed.dtype != torch.uint8:
         raise TypeError(f"packed must be a uint8 torch.Tensor, got {getattr(packed, 'dtype', type(packed).__name__)}")
     out = torch.empty(*packed.shape[:-1], packed.shape[-1] * 2, dtype=torch.int8, device=packed.device)

@@ -16,13 +16,21 @@ STOPWORDS = frozenset(
 
 
 def tokenize(text: str, stopwords: frozenset[str] = STOPWORDS) -> list[str]:
-    """Lower-cased word tokens (keeping codes like tb-1156 and numbers like 3.90 whole), stopwords removed."""
+    """Lower-cased word tokens (keeping codes like tb-1156 and numbers like 3.90 whole), stopwords removed.
+
+    >>> tokenize("The Tents are waterproof!")
+    ['tents', 'waterproof']
+    """
     validate.text("text", text, allow_empty=True)
     return [t for t in _TOKEN.findall(text.lower()) if t not in stopwords]
 
 
 def idf(doc_freq: int, n_docs: int) -> float:
-    """Lucene's BM25 idf: log(1 + (N - n + 0.5) / (n + 0.5)); never negative, even for a term in every document."""
+    """Lucene's BM25 idf: log(1 + (N - n + 0.5) / (n + 0.5)); never negative, even for a term in every document.
+
+    >>> round(idf(doc_freq=1, n_docs=10), 4)
+    1.9924
+    """
     validate.integer("n_docs", n_docs, low=1)
     validate.integer("doc_freq", doc_freq, 0, n_docs)
     return math.log(1 + (n_docs - doc_freq + 0.5) / (doc_freq + 0.5))

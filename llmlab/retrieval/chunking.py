@@ -22,7 +22,11 @@ class Chunk:
 
 
 def chunk_fixed(text: str, size: int, overlap: int = 0) -> list[str]:
-    """Windows of `size` words, each starting `size - overlap` words after the previous one."""
+    """Windows of `size` words, each starting `size - overlap` words after the previous one.
+
+    >>> chunk_fixed("a b c d e f", size=4, overlap=2)
+    ['a b c d', 'c d e f']
+    """
     validate.text("text", text, allow_empty=True)
     validate.positive_int("size", size)
     validate.integer("overlap", overlap, 0, size - 1)
@@ -37,7 +41,11 @@ def chunk_fixed(text: str, size: int, overlap: int = 0) -> list[str]:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a text (a split after . ! ? followed by a capital or digit)."""
+    """Sentences of a text (a split after . ! ? followed by a capital or digit).
+
+    >>> split_sentences("One. Two? Three!")
+    ['One.', 'Two?', 'Three!']
+    """
     validate.text("text", text, allow_empty=True)
     return [s.strip() for para in text.split("\n") for s in _SENTENCE_END.split(para) if s.strip()]
 

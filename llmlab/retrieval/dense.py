@@ -40,7 +40,13 @@ def embed(encoder, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
 
 
 def cosine_top_k(query: torch.Tensor, matrix: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarity of query (dim,) with each row of matrix (n, dim): the top-k (scores (k,), indices (k,))."""
+    """Cosine similarity of query (dim,) with each row of matrix (n, dim): the top-k (scores (k,), indices (k,)).
+
+    >>> matrix = torch.tensor([[0.0, 1.0], [2.0, 0.0], [1.0, 1.0]])
+    >>> scores, ids = cosine_top_k(torch.tensor([1.0, 0.0]), matrix, k=2)
+    >>> [round(s, 4) for s in scores.tolist()], ids.tolist()
+    ([1.0, 0.7071], [1, 2])
+    """
     validate.float_tensor("query", query, dims=1)
     validate.float_tensor("matrix", matrix, dims=2)
     if matrix.shape[1] != query.shape[0]:
@@ -95,7 +101,11 @@ def recall_vs_exact(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
 
 
 class DenseIndex:
-    """Dense retriever over texts: search(query, k) returns (position, cosine) pairs, best first."""
+    """Dense retriever over texts: search(query, k) returns (position, cosine) pairs, best first.
+
+    Embeddings are unit vectors, so FlatIndex's inner product is the cosine `cosine_top_k` (exercise 11.2) computes;
+    a test shows both pick the same neighbours in the same order (FlatIndex keeps the earlier position on a tie).
+    """
 
     def __init__(self, texts: Sequence[str], encoder=None):
         self.encoder = encoder if encoder is not None else load_encoder()

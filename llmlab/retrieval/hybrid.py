@@ -9,7 +9,11 @@ from llmlab.retrieval.chunking import Chunk
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hashable]], k: int = 60) -> list[tuple[Hashable, float]]:
-    """Fuse ranked lists: score(d) = sum over lists of 1 / (k + rank), rank from 1; best first (ties: first seen)."""
+    """Fuse ranked lists: score(d) = sum over lists of 1 / (k + rank), rank from 1; best first (ties: first seen).
+
+    >>> [(d, round(s, 4)) for d, s in reciprocal_rank_fusion([["a", "b"], ["b", "c"]], k=60)]
+    [('b', 0.0325), ('a', 0.0164), ('c', 0.0161)]
+    """
     validate.non_empty("rankings", rankings)
     validate.integer("k", k, low=0)
     scores: dict[Hashable, float] = {}

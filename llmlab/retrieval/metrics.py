@@ -17,7 +17,11 @@ def _ids(name: str, value) -> list:
 
 
 def recall_at_k(ranked: Sequence, gold: Sequence, k: int) -> float:
-    """Share of the gold ids found in the first k ranked ids: |gold ∩ top-k| / |gold| (not divided by k)."""
+    """Share of the gold ids found in the first k ranked ids: |gold ∩ top-k| / |gold| (not divided by k).
+
+    >>> recall_at_k(["d3", "d1", "d7"], gold=["d1", "d2"], k=2)
+    0.5
+    """
     ranked, gold = _ids("ranked", ranked), _ids("gold", gold)
     validate.positive_int("k", k)
     if not gold:
@@ -26,7 +30,11 @@ def recall_at_k(ranked: Sequence, gold: Sequence, k: int) -> float:
 
 
 def reciprocal_rank(ranked: Sequence, gold: Sequence) -> float:
-    """1 / rank of the first relevant id (rank starts at 1); 0 when none is retrieved."""
+    """1 / rank of the first relevant id (rank starts at 1); 0 when none is retrieved.
+
+    >>> reciprocal_rank(["d3", "d1", "d7"], gold=["d1"])
+    0.5
+    """
     gold_set = set(_ids("gold", gold))
     for rank, item in enumerate(_ids("ranked", ranked), start=1):
         if item in gold_set:

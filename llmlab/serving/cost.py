@@ -9,6 +9,9 @@ def cost_per_million_tokens(dollars_per_hour: float, tokens_per_s: float) -> flo
     """$ per 1M tokens for a machine rented at `dollars_per_hour` producing `tokens_per_s`.
 
     AI Engineering ch. 9: $2/h at 100 tokens/s is 360,000 tokens per hour, about $5.56 per 1M tokens.
+
+    >>> round(cost_per_million_tokens(dollars_per_hour=2.0, tokens_per_s=1000), 4)
+    0.5556
     """
     validate.number("dollars_per_hour", dollars_per_hour, 0)
     validate.number("tokens_per_s", tokens_per_s, 0, low_open=True)

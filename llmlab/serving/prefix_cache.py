@@ -1,7 +1,8 @@
 """Prefix (prompt) caching: keep the KV cache of a shared prompt prefix and start each request from a copy of it.
 
-What vLLM's automatic prefix caching and SGLang's RadixAttention do with hashed KV blocks, here with whole
-registered prefixes: a request whose prompt starts with a stored prefix prefills only the rest.
+What vLLM's automatic prefix caching and SGLang's RadixAttention do with hashed KV blocks, here with registered
+prefixes: a request reuses the KV of the longest leading part it shares with a stored prefix and prefills only the
+rest, by the rule of `prefill_tokens` (exercise 10.4): shared tokens are reused, at least one token is prefilled.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from llmlab.kv_cache import KVCache, prefill
 from llmlab.serving.timing import summarise, timed
 
 
-def copy_cache(cache: KVCache, capacity: int) -> KVCache:
-    """A new KVCache (same layers, batch, heads) of `capacity` positions holding a copy of what `cache` holds."""
-    validate.integer("capacity", capacity, low=cache.length)
+def copy_cache(cache: KVCache, capacity: int, length: int | None = None) -> KVCache:
+    """A new KVCache (same layers, batch, heads) of `capacity` positions holding a copy of the first `length`
+    positions `cache` holds (all of them by default; a causal prefix's KV does not depend on what follows it)."""
+    n = cache.length if length is None else validate.integer("length", length, 0, cache.length)
+    validate.integer("capacity", capacity, low=n)
     layers, batch, kv_heads, _, head_dim = cache.keys.shape
     new = KVCache(layers, batch, kv_heads, head_dim, capacity, cache.keys.dtype, cache.keys.device)
-    n = cache.length
     new.keys[:, :, :, :n] = cache.keys[:, :, :, :n]
     new.values[:, :, :, :n] = cache.values[:, :, :, :n]
     new.lengths = [n] * layers
@@ -72,14 +74,20 @@ class PrefixCache:
             prefill(self.w, torch.tensor([key], device=self.w.embed.device), cache)
             self.entries[key] = cache
 
-    def match(self, ids: Sequence[int]) -> tuple[int, ...]:
-        """The longest registered prefix that `ids` starts with and leaves at least one token after; () if none."""
+    def reusable(self, ids: Sequence[int]) -> tuple[tuple[int, ...], int]:
+        """(registered prefix, tokens of it to reuse) for a prompt: the most leading tokens `ids` shares with a stored
+        prefix, leaving at least one token to prefill (the rule of `prefill_tokens`); ((), 0) if none is shared."""
         ids = tuple(int(t) for t in ids)
-        best: tuple[int, ...] = ()
+        best: tuple[tuple[int, ...], int] = ((), 0)
         for key in self.entries:
-            if len(best) < len(key) < len(ids) and ids[:len(key)] == key:
-                best = key
+            n = min(common_prefix_length(ids, key), len(ids) - 1)
+            if n > best[1]:
+                best = (key, n)
         return best
+
+    def match(self, ids: Sequence[int]) -> tuple[int, ...]:
+        """The registered prefix whose KV cache `start` reuses for `ids` (see `reusable`); () if none."""
+        return self.reusable(ids)[0]
 
     @torch.inference_mode()
     def start(self, ids: torch.Tensor, max_new_tokens: int) -> tuple[KVCache, torch.Tensor, int]:
@@ -89,9 +97,9 @@ class PrefixCache:
             raise ValueError(f"ids must be one prompt of shape (1, seq), got {tuple(ids.shape)}")
         validate.positive_int("max_new_tokens", max_new_tokens)
         capacity = ids.shape[1] + max_new_tokens
-        key = self.match(ids[0].tolist())
-        cache = copy_cache(self.entries[key], capacity) if key else KVCache.for_weights(self.w, 1, capacity)
-        return cache, prefill(self.w, ids[:, len(key):], cache), len(key)
+        key, n = self.reusable(ids[0].tolist())
+        cache = copy_cache(self.entries[key], capacity, n) if n else KVCache.for_weights(self.w, 1, capacity)
+        return cache, prefill(self.w, ids[:, n:], cache), n
 
 
 @dataclass(frozen=True)

@@ -47,14 +47,22 @@ A100_80GB = Hardware(
 
 
 def ridge_point(peak_flops: float, bandwidth: float) -> float:
-    """Intensity (FLOP/byte) at which a kernel stops being memory-bound: peak FLOP/s ÷ bytes/s."""
+    """Intensity (FLOP/byte) at which a kernel stops being memory-bound: peak FLOP/s ÷ bytes/s.
+
+    >>> ridge_point(peak_flops=100e9, bandwidth=25e9)
+    4.0
+    """
     validate.number("peak_flops", peak_flops, 0, low_open=True)
     validate.number("bandwidth", bandwidth, 0, low_open=True)
     return peak_flops / bandwidth
 
 
 def attainable_flops(intensity: float, peak_flops: float, bandwidth: float) -> float:
-    """The roofline: min(peak FLOP/s, bandwidth (bytes/s) × arithmetic intensity (FLOP/byte))."""
+    """The roofline: min(peak FLOP/s, bandwidth (bytes/s) × arithmetic intensity (FLOP/byte)).
+
+    >>> [attainable_flops(i, peak_flops=100e9, bandwidth=25e9) / 1e9 for i in (1.0, 10.0)]
+    [25.0, 100.0]
+    """
     validate.number("intensity", intensity, 0, low_open=True)
     validate.number("peak_flops", peak_flops, 0, low_open=True)
     validate.number("bandwidth", bandwidth, 0, low_open=True)
@@ -62,7 +70,11 @@ def attainable_flops(intensity: float, peak_flops: float, bandwidth: float) -> f
 
 
 def matmul_flops(m: int, n: int, k: int) -> int:
-    """FLOPs of an (m, k) @ (k, n) matmul: 2 per multiply-accumulate, m × n × k of them."""
+    """FLOPs of an (m, k) @ (k, n) matmul: 2 per multiply-accumulate, m × n × k of them.
+
+    >>> matmul_flops(2, 3, 4)
+    48
+    """
     for name, value in (("m", m), ("n", n), ("k", k)):
         validate.positive_int(name, value)
     return 2 * m * n * k

@@ -1,6 +1,6 @@
 """Chapter 11's task: documents of the fictional Tallowbrook Outfitters, questions, orders and agent tasks.
 
-The data are written by `python -m llmlab.data.ch11_make_corpus` (seeded); this module only loads them.
+The data are written by `python scripts/data/ch11_make_corpus.py` (seeded); this module only loads them.
 """
 
 from __future__ import annotations

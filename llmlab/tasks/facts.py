@@ -1,6 +1,6 @@
 """Chapter 12's short-fact task: an instruction corpus with planted defects, a test set and preference pairs.
 
-The data is written by the seeded generator `llmlab/data/ch12_make_data.py` (capitals, sums, unit conversions,
+The data is written by the seeded generator `scripts/data/ch12_make_data.py` (capitals, sums, unit conversions,
 opposites, plurals); see its docstring for what each file holds.
 """
 

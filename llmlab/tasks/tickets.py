@@ -1,6 +1,6 @@
 """Chapter 06's task: route a customer-support message to one of four teams (billing, shipping, account, technical).
 
-Data: llmlab/data/ch06_tickets.jsonl, written by llmlab/data/ch06_make_tickets.py (400 messages; 100 train,
+Data: llmlab/data/ch06_tickets.jsonl, written by scripts/data/ch06_make_tickets.py (400 messages; 100 train,
 100 dev, 200 test, sharing templates; plus 100 "unseen" messages from templates no other split uses). Optimizers may
 use train and dev; test and unseen are for final numbers only.
 """

@@ -35,7 +35,7 @@ Runner = Callable[[list[str], dict[str, str], Path, str], int]  # (command, envi
 
 def project_root() -> Path:
     """The checkout that holds constraints.txt (the folder above this package, else the current folder)."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]
     return here if (here / "constraints.txt").is_file() else Path.cwd()
 
 

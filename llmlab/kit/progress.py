@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 
 from llmlab import validate as V
-from llmlab.exercises import STUB_ERROR, workspace_dir
+from llmlab.kit.exercises import STUB_ERROR, workspace_dir
 
 _HEADING = re.compile(r"^#+\s*Exercise\s+(\d+\.\d+)", re.M)
 _PASSED = re.compile(r"✔\s*Exercise\s+(\d+\.\d+)")

@@ -1,6 +1,6 @@
 """Seeded generator of chapter 05's task: a short free-text shop order -> one fixed JSON object.
 
-Run `python -m llmlab.data.ch05_make_orders` to rewrite ch05_orders_train.jsonl and ch05_orders_test.jsonl
+Run `python scripts/data/ch05_make_orders.py` to rewrite ch05_orders_train.jsonl and ch05_orders_test.jsonl
 (same seed, same files). Each line is {"text": ..., "target": {"item", "qty", "color", "city", "shipping"}}.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "llmlab" / "data"  # the package's data folder
 
 SEED = 5
 N_TRAIN = 800
@@ -60,8 +62,8 @@ def make_orders(seed: int = SEED, n_train: int = N_TRAIN, n_test: int = N_TEST) 
     return rows[:n_train], rows[n_train:]
 
 
-def write(folder: Path = Path(__file__).parent) -> None:
-    """Write the two jsonl files next to this script."""
+def write(folder: Path = DATA) -> None:
+    """Write the two jsonl files into llmlab/data."""
     train, test = make_orders()
     for name, rows in [("ch05_orders_train.jsonl", train), ("ch05_orders_test.jsonl", test)]:
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmlab import validate as V
-from llmlab.exercises import project_root
+from llmlab.kit.exercises import project_root
 
 CONFIG = "classroom/jupyterhub_config.py"
 

@@ -1,12 +1,14 @@
 """Write ch07_prompts.json: 20 evaluation prompts and the distillation prompts (topics x templates), disjoint.
 
-Run: python -m llmlab.data.ch07_make_prompts (deterministic; the output is shipped).
+Run: python scripts/data/ch07_make_prompts.py (deterministic; the output is shipped).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "llmlab" / "data"  # the package's data folder
 
 EVAL = [
     "Explain why the sky is blue in a few sentences.",
@@ -60,6 +62,6 @@ def prompts() -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    out = Path(__file__).with_name("ch07_prompts.json")
+    out = DATA / "ch07_prompts.json"
     out.write_text(json.dumps(prompts(), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {out}")

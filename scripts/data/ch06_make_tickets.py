@@ -1,6 +1,6 @@
 """Write ch06_tickets.jsonl: customer-support messages to route to one of four teams (deterministic, seed 6).
 
-Run: python llmlab/data/ch06_make_tickets.py. 400 distinct messages, 100 per team, split 100 train / 100 dev /
+Run: python scripts/data/ch06_make_tickets.py. 400 distinct messages, 100 per team, split 100 train / 100 dev /
 200 test. Each message comes from one of ten per-team templates with random fillers, an optional greeting and
 sign-off; several templates carry no team keyword ("It says delivered but nothing is at my door"), so the routing
 rule has to come from the instruction or the demos, not from matching one word.
@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "llmlab" / "data"  # the package's data folder
 
 LABELS = ["billing", "shipping", "account", "technical"]
 
@@ -148,8 +150,8 @@ def make(n_per_label: int = 100, seed: int = 6, n_unseen: int = 25, unseen_seed:
 
 
 def main() -> None:
-    """Write the dataset next to this script."""
-    out = Path(__file__).with_name("ch06_tickets.jsonl")
+    """Write the dataset into llmlab/data."""
+    out = DATA / "ch06_tickets.jsonl"
     out.write_text("".join(json.dumps(r) + "\n" for r in make()), encoding="utf-8")
     print(f"wrote {out}")
 

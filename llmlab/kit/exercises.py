@@ -18,7 +18,7 @@ _HEADING = re.compile(r"Exercise\s+(\d+)\.(\d+)")
 
 def project_root() -> Path:
     """The checkout that holds notebooks/, solutions/ and exercises/ (else the current folder)."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]
     return here if (here / "solutions").is_dir() else Path.cwd()
 
 

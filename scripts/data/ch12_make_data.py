@@ -1,6 +1,6 @@
 """Seeded generator of chapter 12's data: a small instruction corpus with planted defects, and preference pairs.
 
-Run `python -m llmlab.data.ch12_make_data` to rewrite (same seed, same files):
+Run `python scripts/data/ch12_make_data.py` to rewrite (same seed, same files):
 
 - ch12_corpus.jsonl: instruction/response rows for dataset engineering. Most are clean; some are planted defects
   (exact duplicates, near duplicates, too short, repetitive, not English, symbol noise, copies of test items);
@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "llmlab" / "data"  # the package's data folder
 
 SEED = 12
 N_CLEAN = 480
@@ -237,7 +239,7 @@ def make_data(seed: int = SEED) -> dict[str, list[dict]]:
             "prefs_test": prefs[N_PREFS_TRAIN:]}
 
 
-def write(folder: Path = Path(__file__).parent, seed: int = SEED) -> None:
+def write(folder: Path = DATA, seed: int = SEED) -> None:
     """Write ch12_corpus.jsonl, ch12_test.jsonl, ch12_prefs_train.jsonl and ch12_prefs_test.jsonl."""
     for name, rows in make_data(seed).items():
         with open(folder / f"ch12_{name}.jsonl", "w", encoding="utf-8") as f:

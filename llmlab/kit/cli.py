@@ -1,6 +1,6 @@
 """Command line: python -m llmlab setup | lab | test | doctor | fetch | build-exercises | start | bench | progress | lit
 
-(setup, lab and test live in llmlab.launch: standard library only).
+(setup, lab and test live in llmlab.kit.launch: standard library only).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from llmlab import exercises, fetch, launch, models
+from llmlab import models
+from llmlab.kit import exercises, fetch, launch
 
 PACKAGES = ["torch", "transformers", "accelerate", "peft", "bitsandbytes", "gguf", "dspy", "lit-nlp",
             "numpy", "ipywidgets", "matplotlib", "jupyterlab", "nbval", "pytest"]
@@ -137,7 +138,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
     """Run the learner's workspace notebooks (copies) and print which exercises pass, or JSON with --json."""
     import json
 
-    from llmlab import progress
+    from llmlab.kit import progress
 
     try:
         results = progress.collect(args.workspace, cell_timeout=args.timeout, chapters=args.chapters)
@@ -153,7 +154,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 def cmd_lit(args: argparse.Namespace) -> int:
     """Serve LIT for the local model on loopback and print its URL (Ctrl+C stops it)."""
-    from llmlab import lit_app
+    from llmlab.kit import lit_app
 
     try:
         model, tokenizer = models.load(args.model)

@@ -1,6 +1,6 @@
 """Seeded generator of chapter 11's data: documents of a fictional outdoor-gear company, questions, orders, agent tasks.
 
-Run `python -m llmlab.data.ch11_make_corpus` to rewrite (same seed, same files):
+Run `python scripts/data/ch11_make_corpus.py` to rewrite (same seed, same files):
 - ch11_docs.jsonl: {"id", "title", "text"}: product sheets, policies and buyer's guides of "Tallowbrook Outfitters"
   (invented, so the model cannot know the answers);
 - ch11_questions.jsonl: {"id", "split", "question", "answers" (accepted strings), "doc_ids" (gold support)};
@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 
 SEED = 11
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[2] / "llmlab" / "data"  # the package's data folder
 WORDS = ["Korvid", "Amsel", "Brimlo", "Cestra", "Dunvar", "Elkrin", "Fennow", "Galdur", "Hesper", "Ilvane",
          "Jorrik", "Kestel", "Lumra", "Morvath", "Nessak", "Ovrin", "Pellam", "Quorra", "Rasken", "Sovik",
          "Tamsin", "Ulmer", "Vexo", "Wyndra", "Yselt", "Zentra", "Arvik", "Bolden", "Corrin", "Drevna"]
