@@ -2,7 +2,7 @@
 
 import pytest
 
-from llmlab import fixtures
+from llmlab.kit import fixtures
 from llmlab.scaling import flops, tiny
 
 

@@ -12,8 +12,9 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from llmlab import attention, fixtures, validate
+from llmlab import attention, validate
 from llmlab.attention import LlamaWeights
+from llmlab.kit import fixtures
 
 BYTE_VOCAB = 256
 Forward = Callable[[LlamaWeights, torch.Tensor], torch.Tensor]
