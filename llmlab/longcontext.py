@@ -117,7 +117,7 @@ def pi_inv_freq(head_dim: int, base: float, factor: float) -> torch.Tensor:
 
 
 def ntk_inv_freq(head_dim: int, base: float, factor: float) -> torch.Tensor:
-    """NTK-aware scaling: a larger base, base·s^(d/(d-2)), so the slowest dimension slows by s, the fastest not at all."""
+    """NTK-aware scaling: the larger base base·s^(d/(d-2)); the slowest pair slows by s, the fastest not at all."""
     _check_factor(factor)
     return default_inv_freq(head_dim, base * factor ** (head_dim / (head_dim - 2)))
 

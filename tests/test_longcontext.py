@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from llmlab import attention, longcontext as lc
+from llmlab import attention
+from llmlab import longcontext as lc
 from llmlab.scaling import tiny
 
 
@@ -77,7 +78,8 @@ def test_rope_variants_match_transformers():
 
 def test_ntk_keeps_fastest_and_slows_slowest_by_factor():
     base, ntk = lc.default_inv_freq(16), lc.ntk_inv_freq(16, 10000.0, 4.0)
-    assert ntk[0].item() == pytest.approx(base[0].item()) and ntk[-1].item() == pytest.approx(base[-1].item() / 4, rel=1e-5)
+    assert ntk[0].item() == pytest.approx(base[0].item())
+    assert ntk[-1].item() == pytest.approx(base[-1].item() / 4, rel=1e-5)
 
 
 def test_with_rope_and_loss_by_position():
