@@ -191,7 +191,7 @@ def moe_layer(layer: Layer, num_experts: int, inner: int, seed: int = 0, trainab
 
 
 def to_moe(w: LlamaWeights, num_experts: int, inner: int, seed: int = 0) -> LlamaWeights:
-    """A tiny decoder whose every MLP is an MoE of num_experts experts (attention and embeddings kept as they are)."""
+    """A tiny decoder whose every MLP is an MoE of num_experts experts (attention and embeddings shared with w)."""
     out = copy.copy(w)
     out.layers = [moe_layer(layer, num_experts, inner, seed + i) for i, layer in enumerate(w.layers)]
     return out
