@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from llmlab import attention, fixtures, moe
+from llmlab import attention, moe
+from llmlab.kit import fixtures
 from llmlab.scaling import tiny
 
 
