@@ -9,6 +9,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from llmlab import validate as V
+from llmlab.sampling import engine
 from llmlab.sampling.processors import _process
 from llmlab.sampling.settings import NEG_INF, SamplingSettings, _number
 
@@ -52,12 +53,6 @@ def _eos_ids(model, eos_token_id: int | Sequence[int] | None) -> set[int]:
     return {int(eos_token_id)} if isinstance(eos_token_id, int) else {int(i) for i in eos_token_id}
 
 
-def _forward(model, ids: torch.Tensor, past):
-    """One forward pass with the KV cache; returns float32 last-position logits and the cache."""
-    out = model(input_ids=ids, past_key_values=past, use_cache=True)
-    return out.logits[:, -1, :].float(), out.past_key_values
-
-
 def _finite_logprob(logprob: torch.Tensor, row: int) -> float:
     """The picked token's logprob as a float; NaN means the model's logits held NaN or +inf (log_softmax spreads it)."""
     value = float(logprob)
@@ -76,6 +71,7 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
            choose: ChooseFn | None = None) -> list[Generation]:
     """Generate num_samples sequences in one batch (greedy when settings.temperature == 0), with a KV cache.
 
+    A plain Llama runs on the kit's own forward pass and KV cache (sampling.engine); any other model on its own.
     choose(new_token_ids, raw_logits, processed_logits, generator) -> token id replaces the default pick
     (argmax or a draw from the processed distribution); structured output uses it. The per-token path runs the
     processors unchecked; NaN or +inf model logits are caught for free by the picked token's logprob turning NaN.
@@ -93,7 +89,8 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
     ids = input_ids.to(model.device).repeat(num_samples, 1)
     results = [Generation() for _ in range(num_samples)]
     done = [False] * num_samples
-    logits, past = _forward(model, ids, None)
+    run = engine.session(model, num_samples, ids.shape[1] + max_new_tokens)
+    logits = run(ids)
     for _ in range(max_new_tokens):
         logprobs = torch.log_softmax(logits, dim=-1).cpu()
         processed = _process(logits, settings, ids).cpu()
@@ -114,7 +111,7 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
             break
         step = torch.tensor(picks, device=ids.device).unsqueeze(1)
         ids = torch.cat([ids, step], dim=1)
-        logits, past = _forward(model, step, past)
+        logits = run(step)
     return results
 
 
@@ -164,7 +161,8 @@ def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
     ids = input_ids.to(model.device)
     new: list[int] = []
     shown = ""
-    logits, past = _forward(model, ids, None)
+    run = engine.session(model, 1, ids.shape[1] + max_new_tokens)
+    logits = run(ids)
     for _ in range(max_new_tokens):
         processed = _process(logits, settings, ids).cpu()[0]
         token = pick_token(processed, settings.greedy, gen)
@@ -177,7 +175,7 @@ def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int,
             return
         step = torch.tensor([[token]], device=ids.device)
         ids = torch.cat([ids, step], dim=1)
-        logits, past = _forward(model, step, past)
+        logits = run(step)
 
 
 @torch.inference_mode()
@@ -198,7 +196,8 @@ def beam_search(model, input_ids: torch.Tensor, num_beams: int, max_new_tokens: 
     running[0] = 0.0
     tokens: list[list[int]] = [[] for _ in range(num_beams)]
     finished: list[Beam] = []
-    logits, past = _forward(model, seqs, None)
+    run = engine.session(model, num_beams, seqs.shape[1] + max_new_tokens)
+    logits = run(seqs)
     for step in range(1, max_new_tokens + 1):
         vocab = logits.shape[-1]
         total = (torch.log_softmax(logits, dim=-1).cpu() + running[:, None]).flatten()
@@ -223,8 +222,8 @@ def beam_search(model, input_ids: torch.Tensor, num_beams: int, max_new_tokens: 
         running = torch.tensor(next_running)
         tokens = next_tokens
         beam_index = torch.tensor(parents, device=seqs.device)
-        past.reorder_cache(beam_index)
+        run.reorder(beam_index)
         step_ids = torch.tensor([t[-1] for t in tokens], device=seqs.device).unsqueeze(1)
         seqs = torch.cat([seqs[beam_index], step_ids], dim=1)
-        logits, past = _forward(model, step_ids, past)
+        logits = run(step_ids)
     return finished
