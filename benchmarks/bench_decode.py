@@ -83,15 +83,8 @@ def methods(model, ids: torch.Tensor, n: int) -> dict:
     }
 
 
-@torch.inference_mode()
-def measure_dtype(dtype: torch.dtype, n: int, rounds: int, bandwidth: float) -> dict:
-    """Tokens/s of every row (median over alternating rounds), roofline share and greedy identity for one dtype."""
-    model, tokenizer = models.load(dtype=dtype, device="cpu")
-    ids = tokens.encode_prompt(tokenizer, PROMPT)
-    calls = methods(model, ids, n)
-    w = sampling.engine.kit_weights(model)
-    for call in calls.values():  # warm-up: first-call allocations and the weight copy
-        call()
+def _rounds(calls: dict, rounds: int) -> tuple[dict, dict]:
+    """Seconds of each call per round (one call of each, in turn, per round) and each call's last output."""
     times = {name: [] for name in calls}
     outputs = {}
     for _ in range(rounds):
@@ -99,6 +92,19 @@ def measure_dtype(dtype: torch.dtype, n: int, rounds: int, bandwidth: float) -> 
             start = time.perf_counter()
             outputs[name] = call()
             times[name].append(time.perf_counter() - start)
+    return times, outputs
+
+
+def measure_dtype(dtype: torch.dtype, n: int, rounds: int, bandwidth: float) -> dict:
+    """Tokens/s of every row (median over alternating rounds), roofline share and greedy identity for one dtype."""
+    model, tokenizer = models.load(dtype=dtype, device="cpu")
+    ids = tokens.encode_prompt(tokenizer, PROMPT)
+    calls = methods(model, ids, n)
+    w = sampling.engine.kit_weights(model)
+    with torch.inference_mode():
+        for call in calls.values():  # warm-up: first-call allocations and the weight copy
+            call()
+        times, outputs = _rounds(calls, rounds)
     ceiling = bandwidth / w.nbytes()
     reference = outputs["transformers generate"]
     rows = {}

@@ -20,8 +20,11 @@ _OWN_MODULES = ("torch.nn.", "transformers.models.llama.", "transformers.activat
 
 
 def _fingerprint(model) -> tuple:
-    """Where every parameter lives and how often it was changed in place: a new value means stale weights."""
-    return tuple((p.data_ptr(), p._version, p.dtype) for p in model.parameters())
+    """Where every parameter lives and how often it was changed in place: a new value means stale weights.
+
+    Tensors made under torch.inference_mode keep no version counter: for them only the address counts.
+    """
+    return tuple((p.data_ptr(), None if p.is_inference() else p._version, p.dtype) for p in model.parameters())
 
 
 def _observed(model) -> bool:
