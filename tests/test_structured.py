@@ -141,7 +141,7 @@ def test_real_model_choice_regex_and_json(real):
     (lambda: structured.Regex("(ab"), r"pattern must be a valid regular expression, got '\(ab'"),
     (lambda: structured.json_schema_constraint({"type": "array"}), r"schema must be \{'type': 'object'"),
     (lambda: structured.json_schema_constraint({"type": "object", "properties": {"a": {"type": "list"}}}),
-     r"schema property 'a' type must be one of string, integer, number \(or an enum\), got 'list'"),
+     r"schema property 'a' type must be one of string, integer, number, object, array \(or an enum\), got 'list'"),
     (lambda: structured.valid_rate([], structured.Choice(["a"])), r"outputs must hold at least one string"),
 ])
 def test_bad_input(call, message):
