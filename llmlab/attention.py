@@ -242,7 +242,10 @@ def load_weights(state_dict: dict[str, torch.Tensor], config, max_positions: int
             wgate_up=gate_up,
         ))
     embed = get("model.embed_tokens.weight")
-    tied = "lm_head.weight" not in state_dict or getattr(config, "tie_word_embeddings", False)
+    # tied when the state dict has no separate head or its head is the embedding itself (a head reassigned after
+    # loading, as a test may do, is used even if the config still says tie_word_embeddings)
+    head = state_dict.get("lm_head.weight")
+    tied = head is None or head.data_ptr() == state_dict["model.embed_tokens.weight"].data_ptr()
     lm_head = input_major(embed if tied else get("lm_head.weight"))
     positions = torch.arange(max_positions, device=embed.device)
     cos, sin = rope_cos_sin(positions, head_dim, _rope_theta(config))

@@ -74,3 +74,11 @@ def test_sampled_pairs_follow_the_models_joint_distribution(tiny):
     observed = torch.tensor([float(counts[p]) for p in joint])
     stat = float(((observed - expected) ** 2 / expected).sum())
     assert stat < chi2.ppf(0.999, df=len(joint) - 1), (stat, counts)
+
+
+def test_a_head_untied_after_loading_is_the_one_decoded_with():
+    model = fixtures.tiny_model(seed=0)
+    model.lm_head.weight = torch.nn.Parameter(torch.randn(model.lm_head.weight.shape,
+                                                          generator=torch.Generator().manual_seed(0)) * 0.3)
+    ids = torch.tensor([[5, 6, 7]])
+    assert sampling.greedy(model, ids, 6, eos_token_id=[]).token_ids == _generate(model, ids, 6)
