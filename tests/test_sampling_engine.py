@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from scipy.stats import chi2
 
@@ -37,9 +36,8 @@ def test_cached_weights_follow_an_in_place_weight_change():
     assert sampling.greedy(model, ids, 10, eos_token_id=[]).token_ids == _generate(model, ids, 10)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_kit_engine_greedy_equals_generate_in_each_dtype(dtype):
-    model = fixtures.tiny_model(seed=1).to(dtype)
+def test_kit_engine_greedy_equals_generate_in_fp32():
+    model = fixtures.tiny_model(seed=1)
     for prompt in ([5, 6, 7], [100, 3, 40, 41, 42, 9]):
         ids = torch.tensor([prompt])
         assert sampling.greedy(model, ids, 16, eos_token_id=[]).token_ids == _generate(model, ids, 16)
