@@ -1,10 +1,12 @@
 """Logits processors (temperature, top-k, top-p, min-p, repetition penalty) and decoding loops over a causal LM.
 
 One concern per module: `settings` (argument checks, SamplingSettings), `processors` (the logits processors and
-their chain), `loops` (decode, stream, beam search) and `selection` (best-of-N, majority vote, self-consistency).
+their chain), `loops` (decode, stream, beam search), `engine` (the forward pass under the loops: the kit's own
+with its KV cache for a plain Llama) and `selection` (best-of-N, majority vote, self-consistency).
 Every public name is importable from here.
 """
 
+from llmlab.sampling import engine  # noqa: F401 - a submodule, imported for sampling.engine
 from llmlab.sampling.loops import (
     Beam,
     ChooseFn,
