@@ -105,13 +105,24 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
 
 
-def swiglu_mlp(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
-    """Llama's MLP: down(silu(gate(x)) * up(x)), weights in nn.Linear's (out, in) layout."""
+def swiglu_mlp(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor,
+               gate_up: torch.Tensor | None = None) -> torch.Tensor:
+    """Llama's MLP: down(silu(gate(x)) * up(x)), weights in nn.Linear's (out, in) layout.
+
+    gate_up, if given, is [gate; up] stacked into one (2 * inner, hidden) matrix: one matrix-vector product then
+    computes both (a decode step reads the same bytes with one call instead of two).
+    """
     if gate.shape != up.shape or down.shape[::-1] != gate.shape or x.shape[-1] != gate.shape[1]:
         raise ValueError(f"gate/up must be (inner, hidden) and down (hidden, inner) with hidden = x.shape[-1]; "
                          f"got gate {tuple(gate.shape)}, up {tuple(up.shape)}, down {tuple(down.shape)}, "
                          f"x {tuple(x.shape)}")
-    return F.linear(F.silu(F.linear(x, gate)) * F.linear(x, up), down)
+    if gate_up is None:
+        return F.linear(F.silu(F.linear(x, gate)) * F.linear(x, up), down)
+    if gate_up.shape != (2 * gate.shape[0], gate.shape[1]):
+        raise ValueError(f"gate_up must be [gate; up] of shape {(2 * gate.shape[0], gate.shape[1])}, "
+                         f"got {tuple(gate_up.shape)}")
+    g, u = F.linear(x, gate_up).chunk(2, dim=-1)
+    return F.linear(F.silu(g) * u, down)
 
 
 def input_major(weight: torch.Tensor) -> torch.Tensor:
@@ -125,7 +136,11 @@ def input_major(weight: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Layer:
-    """One decoder layer's weights, input-major; q/k/v are fused into one matrix (one matrix-vector product)."""
+    """One decoder layer's weights, input-major; q/k/v are fused into one matrix (one matrix-vector product).
+
+    wgate_up, when set, is [wgate; wup] as one matrix whose two halves wgate and wup are views of; forward uses
+    it only while they still are (replacing wgate or wup falls back to two products).
+    """
 
     wqkv: torch.Tensor
     wo: torch.Tensor
@@ -134,6 +149,17 @@ class Layer:
     wdown: torch.Tensor
     attn_norm: torch.Tensor
     mlp_norm: torch.Tensor
+    wgate_up: torch.Tensor | None = None
+
+    def fused_gate_up(self) -> torch.Tensor | None:
+        """wgate_up if wgate and wup are still its two halves, else None."""
+        f = self.wgate_up
+        if f is None or f.shape[0] != 2 * self.wgate.shape[0]:
+            return None
+        inner = self.wgate.shape[0]
+        halves = (f.data_ptr(), f[inner:].data_ptr(), f.stride())
+        return f if halves == (self.wgate.data_ptr(), self.wup.data_ptr(), self.wgate.stride()) \
+            and self.wup.stride() == f.stride() and self.wup.shape == self.wgate.shape else None
 
 
 @dataclass
@@ -170,7 +196,8 @@ class LlamaWeights:
 
     def nbytes(self) -> int:
         """Bytes of weights one forward pass reads (the tied embedding/lm_head counted once)."""
-        tensors = [self.final_norm, self.lm_head] + [t for layer in self.layers for t in vars(layer).values()]
+        tensors = [self.final_norm, self.lm_head] + [t for layer in self.layers for name, t in vars(layer).items()
+                                                     if name != "wgate_up" and t is not None]
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -184,7 +211,7 @@ def _rope_theta(config) -> float:
 
 
 def load_weights(state_dict: dict[str, torch.Tensor], config, max_positions: int | None = None) -> LlamaWeights:
-    """LlamaWeights from a LlamaForCausalLM state dict and its config (fusing q/k/v and gate/up)."""
+    """LlamaWeights from a LlamaForCausalLM state dict and its config (fusing q/k/v and gate/up, input-major)."""
     if not isinstance(state_dict, dict):
         raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
     hidden, heads, kv_heads = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
@@ -199,19 +226,25 @@ def load_weights(state_dict: dict[str, torch.Tensor], config, max_positions: int
         return state_dict[key].detach().clone()
 
     layers = []
+    inner = config.intermediate_size
     for i in range(config.num_hidden_layers):
         p = f"model.layers.{i}."
+        gate_up = input_major(torch.cat([get(p + f"mlp.{n}_proj.weight") for n in ("gate", "up")]))
         layers.append(Layer(
             wqkv=input_major(torch.cat([get(p + f"self_attn.{n}_proj.weight") for n in "qkv"])),
             wo=input_major(get(p + "self_attn.o_proj.weight")),
-            wgate=input_major(get(p + "mlp.gate_proj.weight")),
-            wup=input_major(get(p + "mlp.up_proj.weight")),
+            wgate=gate_up[:inner],
+            wup=gate_up[inner:],
             wdown=input_major(get(p + "mlp.down_proj.weight")),
             attn_norm=get(p + "input_layernorm.weight"),
             mlp_norm=get(p + "post_attention_layernorm.weight"),
+            wgate_up=gate_up,
         ))
     embed = get("model.embed_tokens.weight")
-    tied = "lm_head.weight" not in state_dict or getattr(config, "tie_word_embeddings", False)
+    # tied when the state dict has no separate head or its head is the embedding itself (a head reassigned after
+    # loading, as a test may do, is used even if the config still says tie_word_embeddings)
+    head = state_dict.get("lm_head.weight")
+    tied = head is None or head.data_ptr() == state_dict["model.embed_tokens.weight"].data_ptr()
     lm_head = input_major(embed if tied else get("lm_head.weight"))
     positions = torch.arange(max_positions, device=embed.device)
     cos, sin = rope_cos_sin(positions, head_dim, _rope_theta(config))
@@ -272,7 +305,8 @@ def forward(w: LlamaWeights, ids: torch.Tensor, cache=None, attention_maps: list
         if attention_maps is not None:
             attention_maps.append(probs)
         x = x + a
-        x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown)
+        x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown,
+                           layer.fused_gate_up())
     return output_head(w, rms_norm(x, w.final_norm, w.eps))
 
 

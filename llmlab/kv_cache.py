@@ -71,6 +71,14 @@ class KVCache:
             raise ValueError(f"length must be an int in [0, {self.length}], got {length!r}")
         self.lengths = [length] * len(self.lengths)
 
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows `index` (batch,) in that order, e.g. the beams that continue in beam search."""
+        if not isinstance(index, torch.Tensor) or index.dim() != 1 or index.shape[0] != self.keys.shape[1] \
+                or index.is_floating_point():
+            raise ValueError(f"index must be an integer tensor of shape ({self.keys.shape[1]},), got {index!r}")
+        self.keys = self.keys[:, index.to(self.keys.device)]
+        self.values = self.values[:, index.to(self.values.device)]
+
     def bytes_used(self) -> int:
         """Bytes of keys and values actually held (2 × layers × batch × kv_heads × length × head_dim × size)."""
         per_position = self.keys[:, :, :, 0].numel() * self.keys.element_size()

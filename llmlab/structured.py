@@ -63,6 +63,30 @@ class Regex:
         return f"Regex({self.pattern!r})"
 
 
+def _check_value(name: str, prop) -> None:
+    """Validate one property's schema: an enum, string, integer, number, nested object or array of those."""
+    if not isinstance(prop, dict):
+        raise ValueError(f"schema property {name!r} must be a dict, got {prop!r}")
+    if "enum" in prop:
+        values = prop["enum"]
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"schema property {name!r} enum must be a non-empty list of str, got {values!r}")
+    elif prop.get("type") == "object":
+        _check_schema(prop)
+    elif prop.get("type") == "array":
+        _check_value(name + "[]", prop.get("items"))
+        low, high = prop.get("minItems", 1), prop.get("maxItems", 3)
+        if not isinstance(low, int) or not isinstance(high, int) or not 0 <= low <= high <= 10:
+            raise ValueError(f"schema property {name!r} minItems/maxItems must be ints with 0 <= min <= max <= 10, "
+                             f"got {low!r} and {high!r}")
+    elif prop.get("type") not in ("string", "integer", "number"):
+        raise ValueError(f"schema property {name!r} type must be one of string, integer, number, object, array "
+                         f"(or an enum), got {prop.get('type')!r}")
+    max_length = prop.get("maxLength", 20)
+    if prop.get("type") == "string" and (not isinstance(max_length, int) or not 1 <= max_length <= 200):
+        raise ValueError(f"schema property {name!r} maxLength must be an int in [1, 200], got {max_length!r}")
+
+
 def _check_schema(schema: dict) -> dict:
     """Validate the supported JSON-schema subset; returns the properties dict."""
     if not isinstance(schema, dict) or schema.get("type") != "object" \
@@ -71,64 +95,70 @@ def _check_schema(schema: dict) -> dict:
         raise ValueError(f"schema must be {{'type': 'object', 'properties': {{...}}}} with at least one property, "
                          f"got {schema!r}")
     for name, prop in schema["properties"].items():
-        if not isinstance(prop, dict):
-            raise ValueError(f"schema property {name!r} must be a dict, got {prop!r}")
-        if "enum" in prop:
-            values = prop["enum"]
-            if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-                raise ValueError(f"schema property {name!r} enum must be a non-empty list of str, got {values!r}")
-        elif prop.get("type") not in ("string", "integer", "number"):
-            raise ValueError(f"schema property {name!r} type must be one of string, integer, number (or an enum), "
-                             f"got {prop.get('type')!r}")
-        max_length = prop.get("maxLength", 20)
-        if prop.get("type") == "string" and (not isinstance(max_length, int) or not 1 <= max_length <= 200):
-            raise ValueError(f"schema property {name!r} maxLength must be an int in [1, 200], got {max_length!r}")
+        _check_value(name, prop)
     return schema["properties"]
+
+
+def _value_regex(prop: dict) -> str:
+    """The regular expression of one value of an already-checked property schema."""
+    if "enum" in prop:
+        return "(" + "|".join(regex.escape(json.dumps(v)) for v in prop["enum"]) + ")"
+    kind = prop["type"]
+    if kind == "object":
+        return schema_to_regex(prop)
+    if kind == "array":
+        item = "(" + _value_regex(prop["items"]) + ")"
+        low, high = prop.get("minItems", 1), prop.get("maxItems", 3)
+        items = item + f"(, {item}){{{max(low - 1, 0)},{high - 1}}}" if high else ""
+        return r"\[" + (f"({items})?" if low == 0 and high else items) + r"\]"
+    if kind == "string":
+        return f'"{STRING_CHARS}{{{prop.get("minLength", 0)},{prop.get("maxLength", 20)}}}"'
+    return INTEGER if kind == "integer" else NUMBER
 
 
 def schema_to_regex(schema: dict) -> str:
     """A regular expression for compact JSON objects of the schema (fields in order, ', ' and ': ' separators)."""
-    fields = []
-    for name, prop in _check_schema(schema).items():
-        if "enum" in prop:
-            value = "(" + "|".join(regex.escape(json.dumps(v)) for v in prop["enum"]) + ")"
-        elif prop["type"] == "string":
-            value = f'"{STRING_CHARS}{{{prop.get("minLength", 0)},{prop.get("maxLength", 20)}}}"'
-        elif prop["type"] == "integer":
-            value = INTEGER
-        else:
-            value = NUMBER
-        fields.append(regex.escape(json.dumps(name)) + ": " + value)
+    fields = [regex.escape(json.dumps(name)) + ": " + _value_regex(prop)
+              for name, prop in _check_schema(schema).items()]
     return r"\{" + ", ".join(fields) + r"\}"
 
 
 def json_schema_constraint(schema: dict) -> Regex:
-    """Constraint for a JSON object following a small schema (string, integer, number and enum fields)."""
+    """Constraint for a JSON object following a small schema (string, integer, number, enum, object, array)."""
     return Regex(schema_to_regex(schema))
 
 
+def _value_ok(item, prop: dict) -> bool:
+    """Whether a parsed JSON value follows an already-checked property schema."""
+    if "enum" in prop:
+        return item in prop["enum"]
+    kind = prop["type"]
+    if kind == "object":
+        return _object_ok(item, prop["properties"])
+    if kind == "array":
+        return isinstance(item, list) and prop.get("minItems", 1) <= len(item) <= prop.get("maxItems", 3) \
+            and all(_value_ok(x, prop["items"]) for x in item)
+    if kind == "string":
+        return isinstance(item, str)
+    if kind == "integer":
+        return isinstance(item, int) and not isinstance(item, bool)
+    return isinstance(item, (int, float)) and not isinstance(item, bool)
+
+
+def _object_ok(value, properties: dict) -> bool:
+    """Whether a parsed JSON value is an object with exactly these properties, each valid."""
+    return isinstance(value, dict) and set(value) == set(properties) \
+        and all(_value_ok(value[name], prop) for name, prop in properties.items())
+
+
 def validate_json(text: str, schema: dict) -> bool:
-    """Whether text is one JSON object with exactly the schema's fields, each of the right type."""
+    """Whether text is one JSON object with exactly the schema's fields, each of the right type (nested too)."""
     properties = _check_schema(schema)
     try:
         value = json.loads(text)
     except (TypeError, ValueError):
         return False
-    if not isinstance(value, dict) or set(value) != set(properties):
-        return False
-    for name, prop in properties.items():
-        item = value[name]
-        if "enum" in prop:
-            ok = item in prop["enum"]
-        elif prop["type"] == "string":
-            ok = isinstance(item, str)
-        elif prop["type"] == "integer":
-            ok = isinstance(item, int) and not isinstance(item, bool)
-        else:
-            ok = isinstance(item, (int, float)) and not isinstance(item, bool)
-        if not ok:
-            return False
-    return True
+    return _object_ok(value, properties)
 
 
 def first_json_object(text: str) -> str:

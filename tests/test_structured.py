@@ -142,7 +142,7 @@ def test_real_model_choice_regex_and_json(real):
     (lambda: structured.Regex("(ab"), r"pattern must be a valid regular expression, got '\(ab'"),
     (lambda: structured.json_schema_constraint({"type": "array"}), r"schema must be \{'type': 'object'"),
     (lambda: structured.json_schema_constraint({"type": "object", "properties": {"a": {"type": "list"}}}),
-     r"schema property 'a' type must be one of string, integer, number \(or an enum\), got 'list'"),
+     r"schema property 'a' type must be one of string, integer, number, object, array \(or an enum\), got 'list'"),
     (lambda: structured.valid_rate([], structured.Choice(["a"])), r"outputs must hold at least one string"),
 ])
 def test_bad_input(call, message):
@@ -203,3 +203,30 @@ def test_every_decoder_picks_the_next_token_with_sampling_pick_token(tiny):
     constraint = dspy_lm.schema_constraint(fmt, engine.max_string_length)
     assert text == structured.generate_constrained(model, tokenizer, ids, constraint, 40, settings, 1, seed)[0]
     assert not hasattr(dspy_lm, "constrained_generate")
+
+
+NESTED = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}, "address": {
+    "type": "object", "properties": {"city": {"enum": ["Paris", "Tokyo"]}, "zip": {"type": "integer"}}}}}
+ARRAY = {"type": "object", "properties": {"items": {"type": "array", "maxItems": 2, "items": {
+    "type": "object", "properties": {"name": {"type": "string"}, "qty": {"type": "integer"}}}}}}
+
+
+@pytest.mark.parametrize("schema,text,ok", [
+    (NESTED, '{"name": "Al", "address": {"city": "Paris", "zip": 75}}', True),
+    (NESTED, '{"name": "Al", "address": {"city": "Rome", "zip": 75}}', False),  # not in the enum
+    (NESTED, '{"name": "Al", "address": {"city": "Paris"}}', False),  # a nested field missing
+    (ARRAY, '{"items": [{"name": "a", "qty": 2}, {"name": "b", "qty": 3}]}', True),
+    (ARRAY, '{"items": [{"name": "a", "qty": 2}, {"name": "b", "qty": 3}, {"name": "c", "qty": 1}]}', False),
+    (ARRAY, '{"items": []}', False),  # minItems defaults to 1
+    (ARRAY, '{"items": [{"name": "a", "qty": "2"}]}', False),  # a string where an integer belongs
+])
+def test_nested_objects_and_arrays_regex_agrees_with_validate_json(schema, text, ok):
+    assert structured.json_schema_constraint(schema).is_complete(text) is ok
+    assert structured.validate_json(text, schema) is ok
+
+
+def test_array_schema_bounds_are_checked():
+    bad = {"type": "object", "properties": {"xs": {"type": "array", "items": {"type": "integer"}, "maxItems": 0,
+                                                   "minItems": 1}}}
+    with pytest.raises(ValueError, match="minItems/maxItems"):
+        structured.json_schema_constraint(bad)

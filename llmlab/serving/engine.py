@@ -46,7 +46,8 @@ def ragged_decode_step(w: LlamaWeights, tokens: torch.Tensor, caches: Sequence[K
             keys, values = cache.append(i, k[j:j + 1], v[j:j + 1])
             outs.append(F.scaled_dot_product_attention(q[j:j + 1], keys, values, enable_gqa=hq != hk))
         x = x + F.linear(torch.cat(outs).transpose(1, 2).reshape(b, 1, hq * d), layer.wo)
-        x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown)
+        x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown,
+                           layer.fused_gate_up())
     return F.linear(rms_norm(x, w.final_norm, w.eps), w.lm_head)[:, -1]
 
 
