@@ -1,13 +1,13 @@
-"""Chapter 07 benchmark: speculative decoding of SmolLM2-135M-Instruct with the kit's trained draft and prompt lookup.
+"""Chapter 07 benchmark: speculative decoding of SmolLM2-135M-Instruct in fp32 and bf16, each against its own plain.
 
-Compares, on the 20 shipped evaluation prompts, greedy, in one run with the methods alternating per prompt:
-llmlab's plain cached decoding (kv_cache.generate), llmlab's speculative loop (trained draft, reduced and full head;
-prompt lookup), transformers' generate, generate(assistant_model=<the same trained draft>) and
-generate(prompt_lookup_num_tokens=...). Also measures T(k)/T(1) for a k-token target pass and the draft's cost
-ratio c, and prints the speedup model with them. On a machine without a GPU it prints the *predicted* GPU speedup
-(a model, not a measurement).
+For each dtype (the target and every draft in that dtype): T(k)/T(1) for a k-token target pass, the draft's cost
+ratio c, the pass-shape rounding error ε (a 5-token pass vs 5 one-token passes), and on the held-out evaluation
+prompts, greedy, methods alternating per prompt: llmlab plain (kv_cache.generate), llmlab speculative with the
+trained draft and with prompt lookup (α per draft position, identity with plain, and for every divergence the
+plain logit margin at its first token vs 2ε). In fp32 also transformers' generate(assistant_model=<the same
+trained draft>). Then prompt lookup vs plain (bf16) on the editing task set by task type, with bootstrap intervals.
 
-Run: flock /tmp/llmlab-heavy.lock python benchmarks/bench_speculative.py [--prompts 20 --new-tokens 64]
+Run: flock /tmp/llmlab-heavy.lock python benchmarks/bench_speculative.py [--prompts 10 --new-tokens 48]
 """
 
 from __future__ import annotations
@@ -15,37 +15,31 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from functools import partial
 
 import torch
 from common import machine_header, timed, write_result
 
 from llmlab import attention, kv_cache, models
 from llmlab import speculative as S
+from llmlab.evaluation.stats import bootstrap_ci
 from llmlab.serving.timing import summarise
 
-H100 = {"bandwidth_gb_s": 3350, "bf16_tflops": 989, "launch_us": 5.0}  # H100 SXM datasheet; launch: a typical figure
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+POSITIONS = 4
 
 
 @torch.inference_mode()
 def pass_cost(w, ids: torch.Tensor, ks: list[int], repeats: int) -> dict[int, float]:
     """Median seconds of one cached target pass over k new tokens after the prompt, for each k."""
-    sync = models.synchronizer(ids.device)
-
-    def one_pass(feed, cache):
-        out = attention.forward(w, feed, cache)
-        sync()
-        return out
-
     cache = kv_cache.KVCache.for_weights(w, 1, ids.shape[1] + max(ks))
-    for _ in range(3 * repeats):  # warm up: a GPU starts at idle clocks, a CPU's caches are cold
+    for _ in range(2 * repeats):  # warm up
         cache.truncate(0)
-        one_pass(ids, cache)
+        attention.forward(w, ids, cache)
     times: dict[int, list[float]] = {k: [] for k in ks}
     for _ in range(repeats):  # round-robin over k, so drift in the machine's speed hits every k alike
         for k in ks:
             cache.truncate(ids.shape[1])
-            times[k].append(timed(one_pass, ids[:, -k:], cache)[1])
+            times[k].append(timed(attention.forward, w, ids[:, -k:], cache)[1])
     return {k: summarise(v).median for k, v in times.items()}
 
 
@@ -55,172 +49,206 @@ def draft_step_cost(draft: S.ModelDraft, ids: torch.Tensor, repeats: int) -> flo
     times = []
     for _ in range(repeats):
         draft.start(ids[0].tolist(), ids.shape[1] + 16)
-        _, t = timed(draft.propose, ids[0].tolist(), 1, S.GREEDY, torch.Generator())
-        times.append(t)
+        times.append(timed(draft.propose, ids[0].tolist(), 1, S.GREEDY, torch.Generator())[1])
     return summarise(times).median
 
 
-def hf_generate(model, ids, n, eos, **kwargs) -> list[int]:
-    """transformers' greedy generate; new token ids."""
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
-                         eos_token_id=eos, pad_token_id=eos, **kwargs)
-    return out[0, ids.shape[1]:].tolist()
+def _row() -> dict:
+    return {"tokens": 0, "seconds": 0.0, "identical": 0, "passes": 0, "accepted_at": [0] * POSITIONS,
+            "tried_at": [0] * POSITIONS, "accepted": 0, "tried": 0, "margins": [], "speedups": []}
 
 
-def measure(n_prompts: int, new_tokens: int, gamma: int, repeats: int, skip_hf: bool, quick: bool = False) -> dict:
-    """Everything: pass costs, c, and per-method tokens, seconds and statistics over the prompts."""
-    device = models.device()
-    model, tok = models.load(device=device)
-    w = attention.from_model(model, max_positions=2048)
+def _add(row: dict, out, seconds: float, plain_rate: float | None) -> list[int]:
+    """Accumulate one prompt's run into row; returns its new tokens."""
+    if isinstance(out, S.SpeculativeResult):
+        acc, tried = out.position_counts(POSITIONS)
+        row["accepted_at"] = [a + b for a, b in zip(row["accepted_at"], acc)]
+        row["tried_at"] = [a + b for a, b in zip(row["tried_at"], tried)]
+        row["accepted"] += out.accepted
+        row["tried"] += out.accepted + out.rejections
+        row["passes"] += out.target_passes
+        out = out.token_ids
+    row["tokens"] += len(out)
+    row["seconds"] += seconds
+    if plain_rate is not None:
+        row["speedups"].append(len(out) / seconds / plain_rate)
+    return out
+
+
+def run_prompts(methods: dict, prompts: list[torch.Tensor], w, tolerance: float | None) -> dict:
+    """Every method on every prompt, order alternating; identity (and divergence margins) against the first one."""
+    names = list(methods)
+    rows = {n: _row() for n in names}
+    for i, ids in enumerate(prompts):
+        timings, outputs = {}, {}
+        for name in (names if i % 2 == 0 else names[::-1]):
+            timings[name] = timed(methods[name], ids)
+        outputs[names[0]] = _add(rows[names[0]], *timings[names[0]], None)
+        plain_rate = len(outputs[names[0]]) / timings[names[0]][1]
+        for name in names[1:]:
+            outputs[name] = _add(rows[name], *timings[name], plain_rate)
+        for name in names:
+            rows[name]["identical"] += outputs[name] == outputs[names[0]]
+            skip = name == names[0] or tolerance is None or name.startswith("transformers")
+            d = None if skip else S.divergence(w, ids, outputs[names[0]], outputs[name], tolerance)
+            if d is not None:
+                rows[name]["margins"].append(d.margin)
+    return rows
+
+
+def measure_dtype(model, tok, dtype_name: str, prompts: list[torch.Tensor], new_tokens: int, gamma: int,
+                  repeats: int, with_hf: bool) -> dict:
+    """Pass costs, c, ε and the per-method rows for one dtype (target, drafts and transformers all in it)."""
+    dtype = DTYPES[dtype_name]
+    w = S.cast_weights(attention.from_model(model, max_positions=2048), dtype)
     eos = tok.eos_token_id
-    drafts = {"trained draft (reduced head)": S.trained_draft(w, tok),
-              "trained draft (full head)": S.trained_draft(w, tok, full_head=True),
-              "prompt lookup": S.NgramDraft()}
-    prompts = S.prompts("eval")[:n_prompts]
-    ids0 = S.encode(tok, prompts[0]).to(device)
-    costs = pass_cost(w, ids0, list(range(1, 10)), repeats)
-    c = {name: draft_step_cost(d, ids0, repeats) / costs[1] for name, d in drafts.items()
-         if isinstance(d, S.ModelDraft)}
-    hf_draft = None if skip_hf else S.load_draft(model, tok)[0]
-
-    def plain(ids):
-        return kv_cache.generate(w, ids, new_tokens, eos_token_id=eos)[0].tolist()
-
-    def spec(draft, ids, adaptive=False):
-        return S.generate(w, draft, ids, new_tokens, gamma=gamma, eos_token_id=eos, adaptive=adaptive)
-
-    methods = {"llmlab plain (kv_cache.generate)": plain}
-    for name, d in drafts.items():
-        methods[f"llmlab speculative, {name}, γ={gamma}"] = partial(spec, d)
-    if not quick:
-        methods[f"llmlab speculative, trained draft (reduced head), adaptive γ from {gamma}"] = partial(
-            spec, drafts["trained draft (reduced head)"], adaptive=True)
-    else:
-        del methods[f"llmlab speculative, trained draft (full head), γ={gamma}"]
-    if not skip_hf and not quick:
-        methods["transformers generate"] = lambda ids: hf_generate(model, ids, new_tokens, eos)
-    if not skip_hf:
-        methods[f"transformers assistant_model=trained draft, γ={gamma} constant"] = lambda ids: hf_generate(
-            model, ids, new_tokens, eos, assistant_model=hf_draft)
-        if not quick:
-            methods[f"transformers prompt_lookup_num_tokens={gamma}"] = lambda ids: hf_generate(
-                model, ids, new_tokens, eos, prompt_lookup_num_tokens=gamma)
-    if hf_draft is not None:
+    trained = S.trained_draft(w, tok)
+    costs = pass_cost(w, prompts[0], list(range(1, 10)), repeats)
+    c = draft_step_cost(trained, prompts[0], repeats) / costs[1]
+    eps = max(S.pass_shape_error(w, ids, gamma + 1) for ids in prompts)
+    methods = {"llmlab plain": lambda ids: kv_cache.generate(w, ids, new_tokens, eos_token_id=eos)[0].tolist(),
+               "llmlab speculative, trained draft": lambda ids: S.generate(
+                   w, trained, ids, new_tokens, gamma=gamma, eos_token_id=eos),
+               "llmlab speculative, prompt lookup": lambda ids: S.generate(
+                   w, S.NgramDraft(), ids, new_tokens, gamma=gamma, eos_token_id=eos)}
+    if with_hf:  # the loaded model is fp32; transformers runs only there, with the draft in the same dtype
+        hf_target = model
+        hf_draft = S.load_draft(hf_target, tok)[0]
         hf_draft.generation_config.num_assistant_tokens = gamma
         hf_draft.generation_config.num_assistant_tokens_schedule = "constant"
-
-    rows = {name: {"tokens": 0, "seconds": 0.0, "identical": 0, "accepted": 0, "proposed": 0, "rejections": 0,
-                   "passes": 0}
-            for name in methods}
-    names = list(methods)
+        methods["transformers assistant_model=trained draft"] = lambda ids: hf_target.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False, eos_token_id=eos,
+            pad_token_id=eos, assistant_model=hf_draft)[0, ids.shape[1]:].tolist()
     with torch.inference_mode():
-        for i, prompt in enumerate(prompts):
-            ids = S.encode(tok, prompt).to(device)
-            reference = None
-            order = names if i % 2 == 0 else names[::-1]  # alternate so drift in machine load hits all alike
-            outputs = {}
-            for name in order:
-                out, seconds = timed(methods[name], ids)
-                if isinstance(out, S.SpeculativeResult):
-                    r = rows[name]
-                    r["accepted"] += out.accepted
-                    r["proposed"] += out.proposed
-                    r["rejections"] += out.rejections
-                    r["passes"] += out.target_passes
-                    out = out.token_ids
-                outputs[name] = out
-                rows[name]["tokens"] += len(out)
-                rows[name]["seconds"] += seconds
-            reference = outputs[names[0]]
-            for name in names:
-                rows[name]["identical"] += outputs[name] == reference
-            print(f"  prompt {i + 1}/{len(prompts)} done", flush=True)
-    return {"device": device, "costs": costs, "c": c, "rows": rows, "prompts": len(prompts),
-            "new_tokens": new_tokens, "gamma": gamma}
+        rows = run_prompts(methods, prompts, w, 2 * eps)
+    return {"costs": costs, "c": c, "eps": eps, "rows": rows, "w": w}
 
 
-def gpu_prediction(alpha: float, gamma: int, params_target: float = 134.5e6, params_draft: float = 9.2e6,
-                   layers_target: int = 30, layers_draft: int = 2) -> dict[str, float]:
-    """A model of the H100 speedup: per pass max(bytes / bandwidth, kernel launches), T(γ+1)/T(1) ≈ 1."""
-    def step(params, layers):
-        memory = params * 2 / (H100["bandwidth_gb_s"] * 1e9)
-        launches = (layers * 12 + 4) * H100["launch_us"] * 1e-6
-        return max(memory, launches)
-    c = step(params_draft, layers_draft) / step(params_target, layers_target)
-    return {"c": c, "speedup": S.predicted_speedup(alpha, gamma, c, 1.0),
-            "target_step_ms": step(params_target, layers_target) * 1e3}
+def measure_editing(model, tok, new_tokens: int, gamma: int, dtype_name: str = "bf16") -> dict:
+    """Prompt lookup vs plain on the editing task set, per task type: per-prompt speedups and α."""
+    w = S.cast_weights(attention.from_model(model, max_positions=2048), DTYPES[dtype_name])
+    eos = tok.eos_token_id
+    methods = {"plain": lambda ids: kv_cache.generate(w, ids, new_tokens, eos_token_id=eos)[0].tolist(),
+               "lookup": lambda ids: S.generate(w, S.NgramDraft(), ids, new_tokens, gamma=gamma, eos_token_id=eos)}
+    out = {}
+    with torch.inference_mode():
+        for kind in S.TASK_TYPES:
+            prompts = [S.encode(tok, t["prompt"]) for t in S.editing_tasks(kind)]
+            rows = run_prompts(methods, prompts, w, None)
+            out[kind] = rows["lookup"]
+    return out
 
 
-def format_report(m: dict, header: str) -> str:
-    """Markdown: pass costs, c, the per-method table, the speedup model and the GPU prediction."""
-    costs, rows, gamma = m["costs"], m["rows"], m["gamma"]
-    plain = rows["llmlab plain (kv_cache.generate)"]
-    plain_tps = plain["tokens"] / plain["seconds"]
-    title = (f"# Speculative decoding, SmolLM2-135M-Instruct, {m['prompts']} prompts × ≤{m['new_tokens']} new "
-             f"tokens, greedy")
-    lines = [title, "", header, "",
-             "## Target pass cost T(k)/T(1) (cached, after the prompt)", "",
-             "| k | " + " | ".join(str(k) for k in costs) + " |", "|---|" + "---|" * len(costs),
-             "| ms | " + " | ".join(f"{v * 1e3:.1f}" for v in costs.values()) + " |",
-             "| T(k)/T(1) | " + " | ".join(f"{v / costs[1]:.2f}" for v in costs.values()) + " |", "",
-             "Draft cost ratio c (one draft step / one target step): "
-             + ", ".join(f"{k}: {v:.3f}" for k, v in m["c"].items()), "",
-             "## Methods (alternating order per prompt)", "",
-             "| method | tokens/s | vs llmlab plain | identical to llmlab plain | α | tokens per target pass |",
-             "|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        tps = r["tokens"] / r["seconds"]
-        tried = r["accepted"] + r["rejections"]
-        alpha = f"{r['accepted'] / tried:.3f}" if tried else ""
-        per_pass = f"{r['tokens'] / r['passes']:.2f}" if r["passes"] else ""
-        lines.append(f"| {name} | {tps:.1f} | {tps / plain_tps:.2f}× | {r['identical']}/{m['prompts']} | {alpha} | "
-                     f"{per_pass} |")
-    hf = [n for n in rows if n.startswith("transformers assistant")]
-    main = f"llmlab speculative, trained draft (reduced head), γ={gamma}"
-    if hf:
-        ours = rows[main]["tokens"] / rows[main]["seconds"]
-        theirs = rows[hf[0]]["tokens"] / rows[hf[0]]["seconds"]
-        lines += ["", (f"llmlab speculative vs transformers assisted generation (same draft, same run): "
-                       f"{ours / theirs:.2f}×")]
-    r = rows[main]
-    alpha = r["accepted"] / max(1, r["accepted"] + r["rejections"])
-    c = m["c"]["trained draft (reduced head)"]
-    lines += ["", "## Speedup model with the measured α, c and T(γ+1)/T(1)", "",
-              "| γ | tokens per pass (1−α^(γ+1))/(1−α) | predicted speedup |", "|---|---|---|"]
-    for g in range(1, 9):
-        lines.append(f"| {g} | {S.expected_tokens_per_step(alpha, g):.2f} | "
-                     f"{S.predicted_speedup(alpha, g, c, costs[g + 1] / costs[1]):.2f}× |")
-    if m["device"].type != "cuda":
-        gp = gpu_prediction(alpha, gamma)
-        lines += ["", (f"**Predicted GPU speedup (a model, not a measurement; the GPU measurement is owed):** on an "
-                      f"H100 ({H100['bandwidth_gb_s']} GB/s, {H100['bf16_tflops']} bf16 TFLOPS) a 135M-parameter "
-                      f"decode step is launch-bound (~{gp['target_step_ms']:.2f} ms for ~364 kernels at "
-                      f"{H100['launch_us']} µs), so T(γ+1)/T(1) ≈ 1 and c ≈ {gp['c']:.3f} (layer count ratio); with "
-                      f"the measured α = {alpha:.3f} and γ = {gamma} the model predicts {gp['speedup']:.2f}×. "
-                       f"Run this script on a CUDA machine to measure it.")]
+def alpha_by_position(row: dict) -> list[float | None]:
+    """α at draft positions 1..POSITIONS from the row's counts (None where never tried)."""
+    return [a / t if t else None for a, t in zip(row["accepted_at"], row["tried_at"])]
+
+
+def summary(m: dict, gamma: int) -> dict:
+    """The JSON data: per dtype T(k)/T(1), c, ε, per method speed, α, α by position, identity, margins."""
+    data = {"gamma": gamma, "prompts": m["prompts"], "new_tokens": m["new_tokens"], "dtypes": {}, "editing": {}}
+    for name, d in m["dtypes"].items():
+        rows = d["rows"]
+        plain_tps = rows["llmlab plain"]["tokens"] / rows["llmlab plain"]["seconds"]
+        methods = {}
+        for method, r in rows.items():
+            tps = r["tokens"] / r["seconds"]
+            methods[method] = {"tokens_per_s": tps, "speedup": tps / plain_tps, "identical": r["identical"],
+                               "alpha": r["accepted"] / r["tried"] if r["tried"] else None,
+                               "alpha_by_position": alpha_by_position(r),
+                               "tokens_per_pass": r["tokens"] / r["passes"] if r["passes"] else None,
+                               "divergence_margins": r["margins"],
+                               "speedup_ci": list(bootstrap_ci(r["speedups"])) if r["speedups"] else None}
+        costs = d["costs"]
+        data["dtypes"][name] = {"T_ms": {k: v * 1e3 for k, v in costs.items()},
+                                "verify_cost": {k: v / costs[1] for k, v in costs.items()}, "c": d["c"],
+                                "eps": d["eps"], "tolerance": 2 * d["eps"], "methods": methods}
+    for kind, r in m["editing"].items():
+        data["editing"][kind] = {"prompts": len(r["speedups"]), "speedup_ci": list(bootstrap_ci(r["speedups"])),
+                                 "alpha": r["accepted"] / r["tried"] if r["tried"] else None,
+                                 "tokens_per_pass": r["tokens"] / r["passes"]}
+    return data
+
+
+def _f(x, fmt=".2f") -> str:
+    return "" if x is None else format(x, fmt)
+
+
+def format_report(data: dict, header: str) -> str:
+    """Markdown: per dtype the pass costs, c, ε and the methods table; the editing set; the speedup model."""
+    g = data["gamma"]
+    lines = [f"# Speculative decoding, SmolLM2-135M-Instruct, {data['prompts']} prompts × ≤{data['new_tokens']} new "
+             f"tokens, greedy, γ = {g}", "", header, "",
+             "## Target pass cost T(k)/T(1), draft cost c, pass-shape rounding error ε", "",
+             "| dtype | T(1) ms | " + " | ".join(f"T({k})/T(1)" for k in range(2, 10)) + " | c (trained draft) | ε |",
+             "|---|---|" + "---|" * 8 + "---|---|"]
+    for name, d in data["dtypes"].items():
+        v = d["verify_cost"]
+        lines.append(f"| {name} | {d['T_ms'][1]:.1f} | " + " | ".join(f"{v[k]:.2f}" for k in range(2, 10))
+                     + f" | {d['c']:.3f} | {d['eps']:.2g} |")
+    for name, d in data["dtypes"].items():
+        lines += ["", f"## Methods, {name} (target, drafts and transformers in {name}; alternating order)", "",
+                  "| method | tokens/s | vs plain | 95% CI (per prompt) | identical to plain | α | "
+                  + " | ".join(f"α{i + 1}" for i in range(POSITIONS)) + " | tokens/pass | divergence margins |",
+                  "|---|---|---|---|---|---|" + "---|" * POSITIONS + "---|---|"]
+        for method, r in d["methods"].items():
+            ci = r["speedup_ci"]
+            lines.append(f"| {method} | {r['tokens_per_s']:.1f} | {r['speedup']:.2f}× | "
+                         + (f"[{ci[1]:.2f}, {ci[2]:.2f}]" if ci else "") + f" | {r['identical']}/{data['prompts']} | "
+                         f"{_f(r['alpha'], '.3f')} | " + " | ".join(_f(a) for a in r["alpha_by_position"])
+                         + f" | {_f(r['tokens_per_pass'])} | "
+                         + ", ".join(f"{x:.3g}" for x in r["divergence_margins"]) + " |")
+        hf = d["methods"].get("transformers assistant_model=trained draft")
+        if hf:
+            ours = d["methods"]["llmlab speculative, trained draft"]["tokens_per_s"]
+            lines += ["", f"llmlab's loop vs transformers' assisted generation (same draft, {name}): "
+                          f"{ours / hf['tokens_per_s']:.2f}×"]
+    tolerances = ", ".join(f"{n}: {d['tolerance']:.3g}" for n, d in data["dtypes"].items())
+    lines += ["", "Divergence margins: plain's logit margin between its token and the speculative token at the first "
+              f"divergence; a near-tie when ≤ 2ε ({tolerances})."]
+    lines += ["", "## Prompt lookup vs plain, bf16, editing task set (llmlab/data/ch07_editing.json)", "",
+              "| task type | prompts | speedup (mean of per-prompt) | 95% CI | α | tokens/pass |",
+              "|---|---|---|---|---|---|"]
+    for kind, r in data["editing"].items():
+        ci = r["speedup_ci"]
+        lines.append(f"| {kind} | {r['prompts']} | {ci[0]:.2f}× | [{ci[1]:.2f}, {ci[2]:.2f}] | "
+                     f"{_f(r['alpha'], '.3f')} | {r['tokens_per_pass']:.2f} |")
+    lines += ["", "## Speedup model with the measured α (trained draft), c and T(γ+1)/T(1)", "",
+              f"| dtype | α | predicted speedup at γ = 1..8 | break-even α at γ = {g} |", "|---|---|---|---|"]
+    for name, d in data["dtypes"].items():
+        a = d["methods"]["llmlab speculative, trained draft"]["alpha"]
+        pred = [S.predicted_speedup(a, k, d["c"], d["verify_cost"][k + 1]) for k in range(1, 9)]
+        be = S.break_even_alpha(g, d["c"], d["verify_cost"][g + 1])
+        lines.append(f"| {name} | {a:.3f} | " + ", ".join(f"{p:.2f}" for p in pred) + f" | {_f(be, '.3f')} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prompts", type=int, default=20)
-    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--prompts", type=int, default=10)
+    ap.add_argument("--new-tokens", type=int, default=48)
     ap.add_argument("--gamma", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--editing-tokens", type=int, default=64)
     ap.add_argument("--skip-transformers", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="only llmlab plain, speculative (trained, lookup), "
-                                                          "transformers assisted")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a crowded machine)")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    header = machine_header(models.device())
+    device = models.device()
+    header = machine_header(device)
     start = time.time()
-    m = measure(args.prompts, args.new_tokens, args.gamma, args.repeats, args.skip_transformers, args.quick)
+    model, tok = models.load(device=device)
+    prompts = [S.encode(tok, p).to(device) for p in S.prompts("eval")[:args.prompts]]
+    m = {"prompts": len(prompts), "new_tokens": args.new_tokens, "dtypes": {}}
+    for name in DTYPES:
+        m["dtypes"][name] = measure_dtype(model, tok, name, prompts, args.new_tokens, args.gamma, args.repeats,
+                                          with_hf=DTYPES[name] == model.dtype and not args.skip_transformers)
+        print(f"  {name} done, {time.time() - start:.0f} s", flush=True)
+    m["editing"] = measure_editing(model, tok, args.editing_tokens, args.gamma)
+    data = summary(m, args.gamma)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    report = format_report(m, header) + f"\n\nLoad average at the end: {load}; {time.time() - start:.0f} s in all."
+    data["header"], data["load_end"], data["seconds"] = header, load, time.time() - start
+    report = format_report(data, header) + f"\n\nLoad average at the end: {load}; {data['seconds']:.0f} s in all."
     print(report)
-    print(f"wrote {write_result('speculative', report, m['device'], data={'header': header, **m})}")
+    print(f"wrote {write_result('speculative', report, device, data=data)}")
 
 
 if __name__ == "__main__":

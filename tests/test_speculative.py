@@ -63,6 +63,22 @@ def test_alpha_counts_only_the_draft_tokens_the_target_tried():
     assert S.SpeculativeResult().alpha == 0.0
 
 
+def test_alpha_by_position_counts_a_position_as_tried_only_when_all_before_it_passed():
+    r = S.SpeculativeResult(steps=[S.Step([1, 2, 3, 4], 1, 9), S.Step([5, 6, 7, 8], 4, 9), S.Step([], 0, 9)])
+    assert r.position_counts(5) == ([2, 1, 1, 1, 0], [2, 2, 1, 1, 0])
+    assert r.alpha_by_position(4) == [1.0, 0.5, 1.0, 1.0]
+    with pytest.raises(ValueError, match="max_position"):
+        r.position_counts(0)
+
+
+def test_break_even_alpha_is_where_the_model_predicts_one():
+    a = S.break_even_alpha(4, 0.075, 1.75)
+    assert 0 < a < 1 and S.predicted_speedup(a, 4, 0.075, 1.75) == pytest.approx(1.0, abs=1e-6)
+    assert S.break_even_alpha(4, 0.075, 1.05) < a  # a cheaper verify pass lowers the bar
+    assert S.break_even_alpha(1, 0.0, 0.9) == 0.0
+    assert S.break_even_alpha(2, 0.5, 2.5) is None  # even α = 1 gives 3 tokens for 3.5 steps
+
+
 def _first_tokens_of_verify(p, q, samples, seed=0):
     """First output token of many verify steps with draft tokens drawn from q."""
     gen = torch.Generator().manual_seed(seed)

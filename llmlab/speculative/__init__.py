@@ -7,7 +7,7 @@
 """
 
 from llmlab.speculative.decode import GREEDY, SpeculativeResult, Step, check_pair, generate, target_only, target_probs
-from llmlab.speculative.draft_model import encode, load_draft, prompts, trained_draft
+from llmlab.speculative.draft_model import TASK_TYPES, editing_tasks, encode, load_draft, prompts, trained_draft
 from llmlab.speculative.drafts import (
     Drafter,
     ModelDraft,
@@ -17,10 +17,12 @@ from llmlab.speculative.drafts import (
     lookup,
     reduced_head,
 )
+from llmlab.speculative.lossless import Divergence, cast_weights, divergence, first_divergence, pass_shape_error
 from llmlab.speculative.rejection import (
     acceptance_probability,
     acceptance_rate,
     best_gamma,
+    break_even_alpha,
     expected_tokens_per_step,
     predicted_speedup,
     residual_distribution,
@@ -30,6 +32,13 @@ from llmlab.speculative.rejection import (
 
 __all__ = [
                                        "GREEDY",
+                                       "TASK_TYPES",
+                                       "Divergence",
+                                       "cast_weights",
+                                       "divergence",
+                                       "editing_tasks",
+                                       "first_divergence",
+                                       "pass_shape_error",
                                        "Drafter",
                                        "ModelDraft",
                                        "NgramDraft",
@@ -38,6 +47,7 @@ __all__ = [
                                        "acceptance_probability",
                                        "acceptance_rate",
                                        "best_gamma",
+                                       "break_even_alpha",
                                        "check_pair",
                                        "early_exit",
                                        "encode",

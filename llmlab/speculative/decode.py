@@ -67,6 +67,21 @@ class SpeculativeResult:
         tried = self.accepted + self.rejections
         return self.accepted / tried if tried else 0.0
 
+    def position_counts(self, max_position: int = 8) -> tuple[list[int], list[int]]:
+        """(accepted, tried) draft tokens at draft positions 1..max_position: position i is tried when 1..i-1 passed."""
+        validate.positive_int("max_position", max_position)
+        accepted, tried = [0] * max_position, [0] * max_position
+        for s in self.steps:
+            for i in range(min(len(s.drafted), s.accepted + 1, max_position)):
+                tried[i] += 1
+                accepted[i] += i < s.accepted
+        return accepted, tried
+
+    def alpha_by_position(self, max_position: int = 8) -> list[float]:
+        """α at draft positions 1..max_position: accepted / tried there (0 where never tried)."""
+        accepted, tried = self.position_counts(max_position)
+        return [a / t if t else 0.0 for a, t in zip(accepted, tried)]
+
     @property
     def accepted_share(self) -> float:
         """accepted / proposed draft tokens: the share of the draft's work that was kept (0 when none)."""
@@ -105,7 +120,7 @@ def _same_vocab(target_tokenizer, draft_tokenizer) -> None:
 
 
 def check_pair(target: LlamaWeights, draft: Drafter, tokenizer=None) -> None:
-    """Raise a clear error unless the draft can serve this target: same vocabulary, tokenizer and device."""
+    """Raise a clear error unless the draft can serve this target: same vocabulary, tokenizer, dtype and device."""
     if not isinstance(target, LlamaWeights):
         raise TypeError(f"target must be llmlab.attention.LlamaWeights (attention.from_model(model)), "
                         f"got {type(target).__name__}")
@@ -115,6 +130,10 @@ def check_pair(target: LlamaWeights, draft: Drafter, tokenizer=None) -> None:
         if draft.vocab_size != target.vocab_size:
             raise ValueError(f"draft vocab size must equal the target's ({target.vocab_size}), got "
                              f"{draft.vocab_size}")
+        if draft.weights.embed.dtype != target.embed.dtype:
+            raise ValueError(f"draft dtype must equal the target's ({target.embed.dtype}), got "
+                             f"{draft.weights.embed.dtype}; cast one with speculative.cast_weights(w, dtype) "
+                             f"(trained_draft(target) already builds the draft in the target's dtype)")
         if draft.device != target.embed.device:
             raise ValueError(f"draft must be on the target's device ({target.embed.device}), got {draft.device}; "
                              f"move both with the same device")

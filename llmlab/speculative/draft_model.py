@@ -32,6 +32,22 @@ def prompts(split: str = "eval") -> list[str]:
     return json.loads(PROMPTS.read_text(encoding="utf-8"))[split]
 
 
+EDITING = Path(__file__).resolve().parent.parent / "data" / "ch07_editing.json"
+TASK_TYPES = ("editing", "code", "lists", "open prose")
+
+
+def editing_tasks(task_type: str | None = None) -> list[dict]:
+    """The shipped prompt-lookup task set: {'type', 'prompt'} dicts, all or one type of TASK_TYPES.
+
+    Editing, code fixes and list translations copy most of their answer from the prompt (AI Engineering, ch. 9:
+    inference with reference); open prose is the control with nothing to copy.
+    """
+    if task_type is not None:
+        validate.one_of("task_type", task_type, TASK_TYPES)
+    tasks = json.loads(EDITING.read_text(encoding="utf-8"))["tasks"]
+    return [t for t in tasks if task_type is None or t["type"] == task_type]
+
+
 def encode(tokenizer, prompt: str) -> torch.Tensor:
     """Chat-formatted prompt ids (1, seq) with the assistant turn opened."""
     return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,

@@ -111,3 +111,17 @@ def best_gamma(alpha: float, c: float, verify_costs: dict[int, float] | None = N
     costs = verify_costs or {}
     return max(range(1, max_gamma + 1),
                key=lambda g: predicted_speedup(alpha, g, c, costs.get(g, 1.0)) if g in costs or not costs else -1)
+
+
+def break_even_alpha(gamma: int, c: float, verify_cost: float = 1.0) -> float | None:
+    """The α at which predicted_speedup is exactly 1 (0.0 if any α wins, None if even α = 1 loses)."""
+    validate.positive_int("gamma", gamma)
+    if predicted_speedup(0.0, gamma, c, verify_cost) >= 1:
+        return 0.0
+    if predicted_speedup(1.0, gamma, c, verify_cost) < 1:
+        return None
+    low, high = 0.0, 1.0
+    for _ in range(50):  # the speedup rises with α, so bisect
+        mid = (low + high) / 2
+        low, high = (mid, high) if predicted_speedup(mid, gamma, c, verify_cost) < 1 else (low, mid)
+    return high
