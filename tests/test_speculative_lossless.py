@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from llmlab import attention, kv_cache
-from llmlab.kit import fixtures
 from llmlab import speculative as S
+from llmlab.kit import fixtures
 from llmlab.speculative import decode as D
 
 PROMPT = torch.tensor([[1, 4, 4, 8, 2, 4, 4]])
