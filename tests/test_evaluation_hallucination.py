@@ -133,3 +133,16 @@ def test_prompts():
     assert H.IDK_INSTRUCTION in H.closed_book_messages("Q?", idk=True)[0]["content"]
     assert H.IDK_INSTRUCTION not in H.rag_messages("Q?", ["p"])[0]["content"]
     assert H.IDK_INSTRUCTION in H.rag_messages("Q?", ["p"], idk=True)[0]["content"]
+
+
+def test_plot_roc_draws_one_curve_per_detector_plus_chance():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from llmlab.viz.hallucination import plot_roc
+
+    fig = plot_roc({"a": ([0.9, 0.1, 0.5], [1, 0, 0]), "b": ([0.2, 0.8, 0.5], [1, 0, 1])})
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["chance (0.5)", "a (1.00)", "b (0.50)"]
+    with pytest.raises(ValueError, match="detectors"):
+        plot_roc({})
