@@ -143,6 +143,6 @@ def test_plot_roc_draws_one_curve_per_detector_plus_chance():
 
     fig = plot_roc({"a": ([0.9, 0.1, 0.5], [1, 0, 0]), "b": ([0.2, 0.8, 0.5], [1, 0, 1])})
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
-    assert labels == ["chance (0.5)", "a (1.00)", "b (0.50)"]
+    assert labels == ["chance (0.5)", "a (1.00)", "b (0.00)"]
     with pytest.raises(ValueError, match="detectors"):
         plot_roc({})
