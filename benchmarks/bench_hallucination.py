@@ -122,7 +122,10 @@ def snowball(model, tok, n_items: int, max_new_tokens: int) -> dict:
     for cond in ("wrong", "right"):
         prompts = [H.forced_prompt(tok, SNOWBALL_USER.format(country=it["country"]),
                                    f"The capital of {it['country']} is {it[cond]}.") for it in items]
-        conts = tokens.generate_batch(model, tok, prompts, max_new_tokens, chat=False)
+        # min_new_tokens: SmolLM2 otherwise ends its turn right after the forced sentence (the first run's
+        # continuations were all empty)
+        conts = tokens.generate_batch(model, tok, prompts, max_new_tokens, chat=False,
+                                      min_new_tokens=max_new_tokens // 2)
         rows = [H.snowball_errors(c, it["wrong"], it["right"]) for c, it in zip(conts, items)]
         out[cond] = {"continuations": conts, "errors": [r["errors"] for r in rows],
                      "mean_errors": ci([r["errors"] for r in rows]),
