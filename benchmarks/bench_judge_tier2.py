@@ -30,6 +30,7 @@ import common  # noqa: E402
 from llmlab import models  # noqa: E402
 from llmlab.evaluation import code as C  # noqa: E402
 from llmlab.evaluation import judge as J  # noqa: E402
+from llmlab.evaluation import roc  # noqa: E402
 from llmlab.evaluation.stats import bootstrap_ci  # noqa: E402
 from llmlab.tasks import coding, judging  # noqa: E402
 
@@ -179,12 +180,10 @@ def verbosity(model, tok, items, base: dict, scored: list) -> dict:
 
 
 def auroc(scores: Sequence[float], passed: Sequence[bool]) -> float:
-    """Probability that a random passing candidate outscores a random failing one (ties count half)."""
-    pos = [s for s, p in zip(scores, passed) if p]
-    neg = [s for s, p in zip(scores, passed) if not p]
-    if not pos or not neg:
+    """The kit's AUROC (llmlab.evaluation.roc), or NaN when a resample holds one class only."""
+    if len({bool(p) for p in passed}) < 2:
         return float("nan")
-    return sum((x > y) + 0.5 * (x == y) for x in pos for y in neg) / (len(pos) * len(neg))
+    return roc.auroc(scores, passed)
 
 
 def candidates(model, tok, per_problem: int) -> dict:
