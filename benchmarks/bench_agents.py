@@ -2,6 +2,10 @@
 
 Run with `flock /tmp/llmlab-heavy.lock python benchmarks/bench_agents.py` (--n to use fewer tasks, --quick for a
 smoke run). Writes benchmarks/results/DATE-DEVICE-agents.md.
+
+--tier2: the same tasks, constrained tool calls, on SmolLM2-135M and on the opt-in Qwen2.5-Coder-0.5B-Instruct (bf16)
+in one run: task success (the kit's one matcher, agents.answer_correct over llmlab.evaluation.text) and valid tool
+calls, with 95% bootstrap intervals and the paired difference. Records agents-qwen05 (.md and .json).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from llmlab import agents, models, prompting  # noqa: E402
-from llmlab.evaluation.stats import bootstrap_ci  # noqa: E402
+from llmlab.evaluation.stats import bootstrap_ci, paired_bootstrap  # noqa: E402
 from llmlab.tasks import company_docs  # noqa: E402
 
 MAX_STEPS = 4
@@ -114,12 +118,80 @@ def format_report(res: dict, header: str) -> str:
     return "\n".join(lines)
 
 
+TIER2_MODELS = {"SmolLM2-135M-Instruct": models.DEFAULT_MODEL, "Qwen2.5-Coder-0.5B-Instruct": models.SECOND_TIER}
+
+
+def step_flags(rows: list[dict]) -> list[float]:
+    """One 1.0/0.0 per tool call made (valid or not), pooled over the tasks."""
+    return [1.0] * sum(r["valid"] for r in rows) + [0.0] * sum(r["steps"] - r["valid"] for r in rows)
+
+
+def measure_tier2(n: int | None) -> dict | None:
+    """Constrained episodes of every task on both tiers (same tools, same step budget), and the intervals."""
+    if not common.second_tier_fetched():
+        return None
+    tasks = company_docs.load_agent_tasks()
+    tasks = tasks[:n] if n else tasks
+    res: dict = {"n": len(tasks), "max_steps": MAX_STEPS, "models": {}}
+    for label, name in TIER2_MODELS.items():
+        model, tok = models.load(name, device="cpu")
+        start = time.perf_counter()
+        rows = run_tasks(model, tok, tasks, True, make_tools())
+        del model
+        success, valid = [float(r["success"]) for r in rows], step_flags(rows)
+        res["models"][label] = {"rows": rows, "success": list(bootstrap_ci(success)),
+                                "valid_calls": list(bootstrap_ci(valid)) if valid else None,
+                                "seconds": time.perf_counter() - start}
+    small, tier = ([float(r["success"]) for r in res["models"][m]["rows"]] for m in TIER2_MODELS)
+    res["success_gain"] = list(paired_bootstrap(small, tier))
+    return res
+
+
+def format_tier2(res: dict, header: str) -> str:
+    """Markdown: success and valid tool calls per model, and the paired difference."""
+    lines = [f"# Tool-using agent: SmolLM2-135M vs Qwen2.5-Coder-0.5B (opt-in tier, bf16), {res['n']} tasks "
+             f"(chapter 11)", "", header, "",
+             f"Constrained tool calls (JSON schema {{tool: enum, input: string}}), greedy, at most {res['max_steps']} "
+             "steps; the same tools. Answers scored by agents.answer_correct (llmlab.evaluation.text). Intervals: 95% "
+             "percentile bootstrap over tasks (valid calls: over tool calls). Timings not comparable (busy machine). "
+             "Model provenance of the tier: anonymous PyPI packages, no stated licence; upstream Qwen2.5-Coder is "
+             "Apache-2.0 (see README).", "", "| model | task success | valid tool calls | tool calls | seconds |",
+             "|---|---|---|---|---|"]
+    for label, m in res["models"].items():
+        valid = "" if m["valid_calls"] is None else f"{_pct(m['valid_calls'])}"
+        lines.append(f"| {label} | {_pct(m['success'])} | {valid} | {sum(r['steps'] for r in m['rows'])} | "
+                     f"{m['seconds']:.0f} |")
+    d, lo, hi = (100 * v for v in res["success_gain"])
+    lines += ["", f"Qwen minus SmolLM2, task success (paired over tasks): {d:+.1f} points "
+              f"[95% CI {lo:+.1f}, {hi:+.1f}].",
+              "", "| mode | " + " | ".join(res["models"]) + " |", "|---|" + "---|" * len(res["models"])]
+    counts = {label: Counter(r["mode"] for r in m["rows"]) for label, m in res["models"].items()}
+    lines += [f"| {mode} | " + " | ".join(str(counts[label][mode]) for label in counts) + " |"
+              for mode in agents.FAILURE_MODES]
+    return "\n".join(lines)
+
+
+def _pct(values) -> str:
+    """A stored [mean, low, high] as '45.0% [25.0%, 65.0%]'."""
+    return f"{100 * values[0]:.1f}% [{100 * values[1]:.1f}%, {100 * values[2]:.1f}%]"
+
+
 def main() -> None:
     """Measure, format, write."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=None, help="number of tasks (default all 60)")
     parser.add_argument("--quick", action="store_true", help="three tasks (smoke run, not a result)")
+    parser.add_argument("--tier2", action="store_true", help="SmolLM2 vs the opt-in tier (records agents-qwen05)")
     args = parser.parse_args()
+    if args.tier2:
+        header = common.machine_header()
+        res = measure_tier2(3 if args.quick else args.n)
+        if res is not None:
+            report = format_tier2(res, header)
+            print(report, flush=True)
+            if not args.quick:
+                print(common.write_result("agents-qwen05", report, data={"header": header, **res}), flush=True)
+        return
     header = common.machine_header()
     res = measure(args.n, args.quick)
     report = format_report(res, header)

@@ -14,12 +14,16 @@ MIPROv2/COPRO are left out: they need a proposer LM to write instructions, and S
 KNNFewShot runs with max_bootstrapped_demos=0: it labels its neighbours from the data, no extra model calls.
 
 Run: flock /tmp/llmlab-heavy.lock python benchmarks/bench_dspy.py [--test N] [--k 4]
+
+--tier2 (see bench_dspy_tier2.py): the same question on the opt-in Qwen2.5-Coder-0.5B-Instruct with an arithmetic
+task whose gain no retriever can give; records dspy-qwen05.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -155,6 +159,12 @@ def main() -> None:
     parser.add_argument("--unseen", type=int, default=100, help="unseen-template examples (of 100)")
     parser.add_argument("--k", type=int, default=4, help="demos per program")
     parser.add_argument("--fail", type=int, default=20, help="test examples for the free-decoding failure case")
+    parser.add_argument("--tier2", action="store_true", help="arithmetic on the opt-in tier (records dspy-qwen05)")
+    if "--tier2" in sys.argv[1:]:  # its own options (--test, --unseen, --k mean other sizes there)
+        from benchmarks import bench_dspy_tier2
+
+        bench_dspy_tier2.main([a for a in sys.argv[1:] if a != "--tier2"])
+        return
     args = parser.parse_args()
     header = common.machine_header()
     results = measure(args.test, args.k, args.fail, args.unseen)

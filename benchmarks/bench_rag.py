@@ -4,6 +4,11 @@ Run with `flock /tmp/llmlab-heavy.lock python benchmarks/bench_rag.py` (add --qu
 benchmarks/results/DATE-DEVICE-rag.md: retrieval table (BM25 / dense / hybrid, test split, 95% bootstrap
 intervals), chunking table, faiss recall@10 vs speed, answer table (no retrieval / BM25 / dense / hybrid), query
 rewriting, lost in the middle, and the prompt-injection result.
+
+--tier2: answers only, on SmolLM2-135M and on the opt-in Qwen2.5-Coder-0.5B-Instruct (bf16) in one run, with the
+hybrid retriever (top 3 chunks; --closed-book adds answers with no retrieval, about 2 minutes more): contains / exact
+match (llmlab.evaluation.text, the kit's one matcher) with 95% bootstrap intervals and paired differences. Records
+rag-qwen05 (.md and .json).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import common  # noqa: E402
 
 from llmlab import models  # noqa: E402
 from llmlab import retrieval as R  # noqa: E402
-from llmlab.evaluation.stats import bootstrap_ci  # noqa: E402
+from llmlab.evaluation.stats import bootstrap_ci, paired_bootstrap  # noqa: E402
 from llmlab.evaluation.text import contains_match, exact_match  # noqa: E402
 from llmlab.retrieval import dense, rag  # noqa: E402
 from llmlab.tasks import company_docs  # noqa: E402
@@ -228,15 +233,92 @@ def format_report(res: dict, header: str) -> str:
     return "\n".join(lines)
 
 
+TIER2_MODELS = {"SmolLM2-135M-Instruct": models.DEFAULT_MODEL, "Qwen2.5-Coder-0.5B-Instruct": models.SECOND_TIER}
+HYBRID = "hybrid (RRF)"
+
+
+def measure_tier2(n: int, closed_book: bool = False) -> dict | None:
+    """Per-question answers and scores of both tiers, no retrieval and hybrid top-3, plus intervals and differences."""
+    if not common.second_tier_fetched():
+        return None
+    docs = company_docs.load_documents()
+    questions = company_docs.load_questions("test")[:n]
+    chunks, retrievers = build_retrievers(docs, R.load_encoder(), **CHUNKING)
+    passages = {HYBRID: [[chunks[i].text for i, _ in retrievers[HYBRID].search(q["question"], TOP)]
+                         for q in questions]}
+    if closed_book:
+        passages["no retrieval"] = [[] for _ in questions]
+    res: dict = {"n": len(questions), "top": TOP, "contexts": list(passages), "models": {}}
+    for label, name in TIER2_MODELS.items():
+        model, tok = models.load(name, device="cpu")
+        start, out = time.perf_counter(), {}
+        for context in passages:
+            preds = [rag.answer(model, tok, q["question"], p) for q, p in zip(questions, passages[context])]
+            contains = [float(contains_match(p, q["answers"])) for p, q in zip(preds, questions)]
+            exact = [float(exact_match(p, q["answers"])) for p, q in zip(preds, questions)]
+            out[context] = {"answers": preds, "contains": contains, "exact": exact,
+                            "contains_ci": list(bootstrap_ci(contains)), "exact_ci": list(bootstrap_ci(exact))}
+            print(f"{label}, {context}: contains {sum(contains):.0f}/{len(questions)}", flush=True)
+        if closed_book:
+            out["rag_gain"] = list(paired_bootstrap(out["no retrieval"]["contains"], out[HYBRID]["contains"]))
+        out["seconds"] = time.perf_counter() - start
+        res["models"][label] = out
+        del model
+    small, tier = (res["models"][m][HYBRID]["contains"] for m in TIER2_MODELS)
+    res["tier_gain_hybrid"] = list(paired_bootstrap(small, tier))
+    return res
+
+
+def _pct(values) -> str:
+    """A stored [mean, low, high] as '45.0% [25.0%, 65.0%]'."""
+    return f"{100 * values[0]:.1f}% [{100 * values[1]:.1f}%, {100 * values[2]:.1f}%]"
+
+
+def _points(values) -> str:
+    """A stored paired difference [mean, low, high] in points."""
+    return f"{100 * values[0]:+.1f} [{100 * values[1]:+.1f}, {100 * values[2]:+.1f}]"
+
+
+def format_tier2(res: dict, header: str) -> str:
+    """Markdown: contains / exact match per model and context, the gain of retrieval, and Qwen minus SmolLM2."""
+    lines = [f"# RAG answers: SmolLM2-135M vs Qwen2.5-Coder-0.5B (opt-in tier, bf16), {res['n']} test questions "
+             "(chapter 11)", "", header, "",
+             f"Greedy short answers (rag.answer), hybrid retriever top {res['top']} chunks ({CHUNKING}). Matching: "
+             "llmlab.evaluation.text. Intervals: 95% percentile bootstrap over questions; differences paired. Timings "
+             "not comparable (busy machine). Model provenance of the tier: anonymous PyPI packages, no stated "
+             "licence; upstream Qwen2.5-Coder is Apache-2.0 (see README).", "",
+             "| model | context | contains match | exact match |", "|---|---|---|---|"]
+    for label, m in res["models"].items():
+        lines += [f"| {label} | {c} | {_pct(m[c]['contains_ci'])} | {_pct(m[c]['exact_ci'])} |"
+                  for c in res["contexts"]]
+    lines.append("")
+    lines += [f"- {label}: hybrid RAG minus no retrieval (contains): {_points(m['rag_gain'])} points."
+              for label, m in res["models"].items() if "rag_gain" in m]
+    lines += [f"- {label}: {m['seconds']:.0f} s for {res['n']} questions per context."
+              for label, m in res["models"].items()]
+    lines.append(f"- Qwen minus SmolLM2 with hybrid RAG (contains): {_points(res['tier_gain_hybrid'])} points.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     """Measure, format, write."""
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tier2", action="store_true", help="answers on SmolLM2 vs the tier (records rag-qwen05)")
+    parser.add_argument("--closed-book", action="store_true", help="with --tier2: also answers with no retrieval")
     parser.add_argument("--quick", action="store_true", help="a few questions only (smoke run, not a result)")
     parser.add_argument("--n", type=int, default=88, help="test questions for the answer table (default all 88)")
     parser.add_argument("--no-model", action="store_true", help="retrieval tables only (no language model)")
     parser.add_argument("--n-small", type=int, default=40, help="test questions for rewriting, position, injection")
     args = parser.parse_args()
     header = common.machine_header()
+    if args.tier2:
+        res = measure_tier2(4 if args.quick else args.n, args.closed_book)
+        if res is not None:
+            report = format_tier2(res, header)
+            print(report, flush=True)
+            if not args.quick:
+                print(common.write_result("rag-qwen05", report, data={"header": header, **res}), flush=True)
+        return
     res = measure(args.quick, args.n, args.n_small, not args.no_model)
     report = format_report(res, header)
     print(report)

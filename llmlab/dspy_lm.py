@@ -33,7 +33,9 @@ from dspy.clients.engines.base import validate_request  # noqa: E402
 from dspy.lm15 import Message, Request, Response, TextPart, Usage  # noqa: E402
 from dspy.utils.exceptions import AdapterParseError  # noqa: E402
 
-MAX_STRING_LENGTH = 160  # a free-text JSON field (e.g. ChainOfThought's reasoning) is cut at this many characters
+# a free-text JSON field (e.g. ChainOfThought's reasoning) may run this long: max_tokens, not the schema, ends it.
+# It was 160: 25 of 40 arithmetic reasonings were cut mid-sum and the model then answered the partial number.
+MAX_STRING_LENGTH = 2000
 
 
 def check_chat_template(tokenizer) -> None:
@@ -123,7 +125,8 @@ class LocalEngine:
         self.constrain = bool(constrain)
         self.seed = validate.integer("seed", seed)
         self.default_max_tokens = validate.positive_int("default_max_tokens", default_max_tokens)
-        self.max_string_length = validate.integer("max_string_length", max_string_length, 1, 200)
+        self.max_string_length = validate.integer("max_string_length", max_string_length, 1,
+                                                  structured.MAX_STRING_LENGTH)
         self._asked: Counter = Counter()
         self.calls = 0
 
@@ -235,6 +238,24 @@ def configure_cache(path: str | Path | None = None, enabled: bool = True) -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     dspy.configure_cache(enable_disk_cache=enabled, enable_memory_cache=enabled, disk_cache_dir=str(folder))
     return folder
+
+
+def drop_incomplete_demos(program) -> int:
+    """Remove every demo that lacks a field of its predictor's signature; returns how many were removed.
+
+    DSPy formats such a demo with "Not supplied for this particular example." in the missing field (a labeled demo
+    has no ChainOfThought reasoning), and a small model copies that sentence as its own reasoning. Call it after
+    compiling, or compile with max_labeled_demos=0 (bootstrapped traces only), or give demos with reasoning.
+    """
+    if not hasattr(program, "named_predictors"):
+        raise TypeError(f"program must be a dspy.Module, got {type(program).__name__}")
+    removed = 0
+    for _, predictor in program.named_predictors():
+        fields = predictor.signature.fields
+        keep = [d for d in predictor.demos if all(d.get(k) is not None for k in fields)]
+        removed += len(predictor.demos) - len(keep)
+        predictor.demos = keep
+    return removed
 
 
 # ---------------------------------------------------------------- scoring a program per example

@@ -16,6 +16,7 @@ from llmlab import sampling
 STRING_CHARS = r'[ !#-\[\]-~]'  # printable ASCII without '"' and '\': a JSON string body needing no escapes
 INTEGER = r"-?(0|[1-9][0-9]{0,5})"
 NUMBER = INTEGER + r"(\.[0-9]{1,4})?"
+MAX_STRING_LENGTH = 4000  # the longest string field a schema may ask for (maxLength)
 
 
 class Choice:
@@ -83,8 +84,10 @@ def _check_value(name: str, prop) -> None:
         raise ValueError(f"schema property {name!r} type must be one of string, integer, number, object, array "
                          f"(or an enum), got {prop.get('type')!r}")
     max_length = prop.get("maxLength", 20)
-    if prop.get("type") == "string" and (not isinstance(max_length, int) or not 1 <= max_length <= 200):
-        raise ValueError(f"schema property {name!r} maxLength must be an int in [1, 200], got {max_length!r}")
+    if prop.get("type") == "string" and (not isinstance(max_length, int) or isinstance(max_length, bool)
+                                         or not 1 <= max_length <= MAX_STRING_LENGTH):
+        raise ValueError(f"schema property {name!r} maxLength must be an int in [1, {MAX_STRING_LENGTH}], "
+                         f"got {max_length!r}")
 
 
 def _check_schema(schema: dict) -> dict:

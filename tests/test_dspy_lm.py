@@ -153,3 +153,34 @@ def test_minilm_embedder_gives_unit_vectors():
     vectors = dspy_lm.minilm_embedder()(["my parcel is late", "I was charged twice"])
     assert vectors.shape == (2, 384)
     assert abs(float((vectors ** 2).sum(axis=1).max()) - 1.0) < 1e-4
+
+
+def test_string_fields_are_no_longer_cut_at_160_characters():
+    fmt = {"type": "json_schema", "schema": {"type": "object", "properties": {
+        "reasoning": {"type": "string"}, "answer": {"type": "integer"}}}}
+    constraint = dspy_lm.schema_constraint(fmt)
+    reasoning = "3 bags of 4 is 3 * 4 = 12. " * 20  # 540 characters, a long worked sum
+    assert constraint.is_complete('{"reasoning": "' + reasoning + '", "answer": 17}')
+    assert dspy_lm.MAX_STRING_LENGTH >= 1000
+    short = dspy_lm.schema_constraint(fmt, max_string_length=10)  # a caller may still cap it
+    assert not short.is_prefix('{"reasoning": "' + "x" * 11)
+
+
+def test_drop_incomplete_demos_removes_the_placeholder_a_model_would_copy():
+    from llmlab.tasks import arithmetic
+
+    program = arithmetic.cot_program()
+    rows = arithmetic.make_problems("train", 3)
+    program.predict.demos = (arithmetic.as_examples(rows[:2])  # labeled: no reasoning
+                             + arithmetic.as_examples(rows[2:], with_reasoning=True))
+    adapter = dspy.JSONAdapter()
+
+    def prompt() -> str:
+        return str(adapter.format(program.predict.signature, program.predict.demos, {"question": "1 + 1?"}))
+
+    assert "Not supplied" in prompt()
+    assert dspy_lm.drop_incomplete_demos(program) == 2
+    assert "Not supplied" not in prompt() and len(program.predict.demos) == 1
+    assert dspy_lm.drop_incomplete_demos(program) == 0
+    with pytest.raises(TypeError, match="program"):
+        dspy_lm.drop_incomplete_demos("not a program")

@@ -1,0 +1,67 @@
+"""The tier-2 reports of bench_dspy (--tier2), bench_agents and bench_rag, on made-up scores: no model needed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import bench_agents  # noqa: E402
+import bench_dspy_tier2  # noqa: E402
+import bench_rag  # noqa: E402
+
+from llmlab.evaluation.stats import bootstrap_ci, paired_bootstrap  # noqa: E402
+
+
+def test_dspy_tier2_report_shows_gains_over_the_same_module_and_the_budget():
+    base, better = [0.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]
+
+    def row(s, calls):
+        return {"test": s, "unseen": s, "test_failures": 0, "unseen_failures": 1, "demos": 3,
+                "compile_calls": calls, "eval_calls": 8, "test_accuracy": list(bootstrap_ci(s)),
+                "unseen_accuracy": list(bootstrap_ci(s)), "test_gain": list(paired_bootstrap(base, s)),
+                "unseen_gain": list(paired_bootstrap(base, s))}
+
+    res = {"n_train": 12, "n_test": 4, "n_unseen": 4, "k": 3, "max_tokens": 160,
+           "programs": {bench_dspy_tier2.BASE: row(base, 0),
+                        "BootstrapFewShot, bootstrapped traces only": row(better, 7)}}
+    md = bench_dspy_tier2.format_report(res, "header")
+    assert f"| {bench_dspy_tier2.BASE} | 3 | 25.0% [" in md
+    assert "| BootstrapFewShot, bootstrapped traces only | 3 | 75.0% [" in md and "| +50.0 [" in md
+    assert md.rstrip().endswith("(see the script).") and "| 1 | 7 | 8 |" in md
+
+
+def test_agents_tier2_report_and_step_flags():
+    assert bench_agents.step_flags([{"valid": 2, "steps": 3}, {"valid": 0, "steps": 1}]) == [1.0, 1.0, 0.0, 0.0]
+
+    def rows(ok):
+        return [{"success": s, "mode": "success" if s else "wrong answer", "steps": 2, "valid": 2} for s in ok]
+
+    small, tier = [False, False, True, False], [True, False, True, True]
+    res = {"n": 4, "max_steps": 4, "success_gain": list(paired_bootstrap([float(s) for s in small],
+                                                                         [float(s) for s in tier])),
+           "models": {label: {"rows": rows(ok), "success": list(bootstrap_ci([float(s) for s in ok])),
+                              "valid_calls": [1.0, 1.0, 1.0], "seconds": 1.0}
+                      for label, ok in zip(bench_agents.TIER2_MODELS, (small, tier))}}
+    md = bench_agents.format_tier2(res, "header")
+    assert "| SmolLM2-135M-Instruct | 25.0% [" in md and "| Qwen2.5-Coder-0.5B-Instruct | 75.0% [" in md
+    assert "task success (paired over tasks): +50.0 points" in md
+    assert "| success | 1 | 3 |" in md and "| wrong answer | 3 | 1 |" in md
+
+
+def test_rag_tier2_report():
+    def scores(contains):
+        return {"contains": contains, "exact": contains, "contains_ci": list(bootstrap_ci(contains)),
+                "exact_ci": list(bootstrap_ci(contains))}
+
+    models = {}
+    for label, closed, open_book in zip(bench_rag.TIER2_MODELS, ([0.0, 0.0], [0.0, 1.0]), ([1.0, 0.0], [1.0, 1.0])):
+        models[label] = {"no retrieval": scores(closed), "hybrid (RRF)": scores(open_book), "seconds": 2.0,
+                         "rag_gain": list(paired_bootstrap(closed, open_book))}
+    res = {"n": 2, "top": 3, "models": models, "contexts": ["hybrid (RRF)", "no retrieval"],
+           "tier_gain_hybrid": list(paired_bootstrap([1.0, 0.0], [1.0, 1.0]))}
+    md = bench_rag.format_tier2(res, "header")
+    assert "| Qwen2.5-Coder-0.5B-Instruct | hybrid (RRF) | 100.0% [100.0%, 100.0%] |" in md
+    assert "- SmolLM2-135M-Instruct: hybrid RAG minus no retrieval (contains): +50.0 [" in md
+    assert "- Qwen minus SmolLM2 with hybrid RAG (contains): +50.0 [" in md
