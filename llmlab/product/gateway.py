@@ -112,23 +112,24 @@ class Gateway:
         self.backoff_s, self.limiter, self.sleep = backoff_s, limiter, sleep
         self.lines: list[str] = []
         self.log = log or self.lines.append
-        self.engines = [(name, self._recorded(name, with_timeout(fn, timeout_s))) for name, fn in engines]
-        self._attempts: list[str] = []
+        self.engines = [(name, with_timeout(fn, timeout_s)) for name, fn in engines]
 
-    def _recorded(self, name: str, engine: Engine) -> Engine:
+    @staticmethod
+    def _recorded(name: str, engine: Engine, tries: list[str]) -> Engine:
+        """The engine, noting each try in `tries` ('' for a success, else the error)."""
         def run(prompt: str) -> str:
             try:
-                return engine(prompt)
+                text = engine(prompt)
             except Exception as exc:
-                self._attempts.append(f"{name}: {type(exc).__name__}: {exc}")
+                tries.append(f"{name}: {type(exc).__name__}: {exc}")
                 raise
-            finally:
-                self._count += 1
+            tries.append("")
+            return text
         return run
 
     def __call__(self, prompt: str, key: str = "anonymous") -> GatewayReply:
         """A complete reply for the prompt: from the first engine that succeeds, else the canned fallback."""
-        start, self._attempts, self._count = time.perf_counter(), [], 0
+        start, tries = time.perf_counter(), []
         if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT_CHARS:
             size = len(prompt) if isinstance(prompt, str) else type(prompt).__name__
             reply = GatewayReply(f"Your message must be 1 to {MAX_PROMPT_CHARS} characters (got {size}).",
@@ -136,9 +137,10 @@ class Gateway:
         elif self.limiter is not None and not self.limiter.allow(key):
             reply = GatewayReply(RATE_LIMITED_TEXT, "none", "rate_limited", 0, 0.0)
         else:
-            text, engine = call_with_fallback(self.engines, prompt, self.retries, self.backoff_s, self.sleep)
-            reply = GatewayReply(text, engine, "fallback" if engine == "fallback" else "ok", self._count, 0.0,
-                                 list(self._attempts))
+            engines = [(name, self._recorded(name, fn, tries)) for name, fn in self.engines]
+            text, engine = call_with_fallback(engines, prompt, self.retries, self.backoff_s, self.sleep)
+            reply = GatewayReply(text, engine, "fallback" if engine == "fallback" else "ok", len(tries), 0.0,
+                                 [t for t in tries if t])
         reply.seconds = time.perf_counter() - start
         self.log(json.dumps({"key": key, "status": reply.status, "engine": reply.engine, "attempts": reply.attempts,
                              "seconds": round(reply.seconds, 4), "errors": reply.errors}))
