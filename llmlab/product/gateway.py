@@ -156,7 +156,8 @@ def model_engine(model, tokenizer, max_new_tokens: int = 48) -> Engine:
 
 def available_engines(model, tokenizer, max_new_tokens: int = 48) -> list[tuple[str, Engine]]:
     """The default model, then the second tier when it is fetched (loaded on first use)."""
-    from llmlab import fetch, models
+    from llmlab import models
+    from llmlab.kit import fetch
 
     engines = [(models.DEFAULT_MODEL, model_engine(model, tokenizer, max_new_tokens))]
     if fetch.verify(models.SECOND_TIER)[0]:
