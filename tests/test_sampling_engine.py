@@ -15,8 +15,8 @@ def _generate(model, ids, n):
     return out[0, ids.shape[1]:].tolist()
 
 
-def test_a_plain_llama_decodes_on_the_kit_engine_and_a_hooked_one_on_its_own(tiny):
-    model, _ = tiny
+def test_a_plain_llama_decodes_on_the_kit_engine_and_a_hooked_one_on_its_own():
+    model = fixtures.tiny_model(seed=5)  # its own model: the session-wide one may carry other tests' state
     assert isinstance(engine.session(model, 1, 8), engine.KitSession)
     handle = model.model.layers[0].register_forward_hook(lambda mod, args, out: out)
     try:

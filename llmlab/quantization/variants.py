@@ -11,7 +11,6 @@ import torch
 
 from llmlab import models
 from llmlab.evaluation import perplexity
-from llmlab.posttraining import response_kl
 from llmlab.quantization.backends import _quiet_bitsandbytes, load_bnb, load_gguf, max_weight_difference
 from llmlab.quantization.modules import memory_footprint, quantize_model
 
@@ -125,6 +124,8 @@ def fidelity_table(base, tokenizer, rows: Sequence[str] = OWN_ROWS, text: str | 
         raise ValueError(f"rows must be a non-empty subset of {list(OWN_ROWS)}, got {list(rows)!r}")
     if next(base.parameters()).dtype != torch.float32:
         raise ValueError(f"base must be an fp32 model, got {next(base.parameters()).dtype}")
+    from llmlab.posttraining import response_kl  # here, not at the top: posttraining -> lora -> quantization
+
     text = eval_text() if text is None else text
     ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :max_tokens].to(base.device)
     ones = torch.ones_like(ids)
