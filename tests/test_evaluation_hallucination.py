@@ -146,3 +146,10 @@ def test_plot_roc_draws_one_curve_per_detector_plus_chance():
     assert labels == ["chance (0.5)", "a (1.00)", "b (0.00)"]
     with pytest.raises(ValueError, match="detectors"):
         plot_roc({})
+
+
+def test_snowball_items_come_from_the_shipped_capitals():
+    table = facts.capitals()
+    assert table["Italy"] == "Rome" and len(table) >= 20
+    items = H.snowball_items(16)
+    assert len(items) == 16 and all(it["right"] == table[it["country"]] != it["wrong"] for it in items)

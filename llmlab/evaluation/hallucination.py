@@ -210,11 +210,12 @@ def forced_prompt(tokenizer, user: str, forced: str) -> str:
 
 def snowball_items(n: int = 16) -> list[dict]:
     """n capital-city items for the snowballing test: country, its capital, and a wrong capital (another country's),
-    from chapter 12's capitals table."""
-    from llmlab.data.ch12_make_data import CAPITALS
+    from chapter 12's shipped facts."""
+    from llmlab.tasks.facts import capitals
 
-    V.integer("n", n, 1, len(CAPITALS) - 1)
-    pairs = [(c, city) for c, city in CAPITALS.items() if " " not in city]
+    table = capitals()
+    V.integer("n", n, 1, len(table) - 1)
+    pairs = [(c, city) for c, city in table.items() if " " not in city]
     n = min(n, len(pairs) - 1)
     return [{"country": c, "right": city, "wrong": pairs[(i + 1) % len(pairs)][1]}
             for i, (c, city) in enumerate(pairs[:n])]

@@ -6,6 +6,7 @@ opposites, plurals); see its docstring for what each file holds.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 from llmlab import validate as V
@@ -34,6 +35,16 @@ def load_preferences(split: str = "train") -> list[dict]:
     """Preference pairs of one split: dicts with prompt, chosen, rejected, gold, family, kind ('verbose'/'wrong')."""
     V.one_of("split", split, PREFERENCE_SPLITS)
     return _read_jsonl(f"ch12_prefs_{split}.jsonl")
+
+
+def capitals() -> dict[str, str]:
+    """Country -> capital, as the clean rows of the shipped corpus and test state them ("The capital of X is Y.")."""
+    found = {}
+    for row in load_corpus() + load_test():
+        m = re.fullmatch(r"The capital of (.+) is (.+)\.", row["response"].strip())
+        if m and row.get("kind", "clean") == "clean":
+            found.setdefault(m.group(1), m.group(2))
+    return found
 
 
 def row_text(row: dict) -> str:
