@@ -185,6 +185,12 @@ def first_json_object(text: str) -> str:
     return ""
 
 
+def parse_json_object(text: str) -> dict | None:
+    """The first JSON object in a free-form reply, parsed, or None when there is none."""
+    found = first_json_object(text)
+    return json.loads(found) if found else None
+
+
 @dataclass
 class TokenIndex:
     """Every token's text, grouped by first character, so a mask only checks plausible tokens."""

@@ -230,3 +230,9 @@ def test_array_schema_bounds_are_checked():
                                                    "minItems": 1}}}
     with pytest.raises(ValueError, match="minItems/maxItems"):
         structured.json_schema_constraint(bad)
+
+
+def test_parse_json_object_reads_the_first_object_of_a_free_form_reply():
+    assert structured.parse_json_object('Sure! ```json\n{"a": 1, "b": "{x}"}\n``` done') == {"a": 1, "b": "{x}"}
+    assert structured.parse_json_object("{not json} and no object") is None
+    assert structured.parse_json_object("[1, 2] {\"k\": [3]}") == {"k": [3]}

@@ -7,14 +7,13 @@ paraphrases).
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from llmlab import validate
-from llmlab.structured import first_json_object
+from llmlab.structured import parse_json_object
 
 
 @dataclass
@@ -30,14 +29,8 @@ class Guarded:
 def parse_with_keys(reply: str, keys: Sequence[str]) -> dict | None:
     """The first JSON object in a reply when it parses and has every required key, else None."""
     validate.text("reply", reply, allow_empty=True)
-    text = first_json_object(reply)
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and all(k in value for k in keys) else None
+    value = parse_json_object(reply)
+    return value if value is not None and all(k in value for k in keys) else None
 
 
 def json_guard(generate: Callable[[int], str], keys: Sequence[str], retries: int) -> Guarded:

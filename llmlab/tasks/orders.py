@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from llmlab.structured import first_json_object
+from llmlab.structured import parse_json_object  # noqa: F401 - chapter 05 reads it as orders.parse_json_object
 from llmlab.tasks.jsonl import read_jsonl
 from llmlab.tokens import generate_batch
 
@@ -36,20 +36,6 @@ def order_messages(text: str) -> list[dict]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text must be a non-empty str, got {text!r}")
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text}]
-
-
-def parse_json_object(reply: str) -> dict | None:
-    """The first {...} JSON object in a reply, or None when there is none that parses."""
-    if not isinstance(reply, str):
-        raise TypeError(f"reply must be a str, got {type(reply).__name__}")
-    text = first_json_object(reply)
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def exact_match(replies: Sequence[str], targets: Sequence[dict]) -> float:
