@@ -148,7 +148,7 @@ def nbgrader_source(nb: nbformat.NotebookNode, chapter: str) -> nbformat.Noteboo
     checks give the marks. A markdown answer becomes a manually graded answer (1 point); other cells are read-only.
     """
     out = nbformat.reads(nbformat.writes(nb), as_version=4)
-    cells, exercise, n = [], f"{chapter}_0", 0
+    cells, exercise, n, parts = [], f"{chapter}_0", 0, {}
     for cell in out.cells:
         if cell.cell_type == "markdown" and (m := _HEADING.search(cell.source)):
             exercise = f"{m.group(1)}_{m.group(2)}"  # grade ids allow letters, digits, _ and - only
@@ -159,18 +159,20 @@ def nbgrader_source(nb: nbformat.NotebookNode, chapter: str) -> nbformat.Noteboo
             cell.metadata["nbgrader"] = _nbgrader_meta(f"cell-{n}", solution=False, grade=False)
             cells.append(cell)
             continue
+        parts[exercise] = parts.get(exercise, 0) + 1  # an exercise in several parts (13.2: two functions)
+        part = exercise if parts[exercise] == 1 else f"{exercise}-{parts[exercise]}"
         if cell.cell_type == "markdown":
-            cell.metadata["nbgrader"] = _nbgrader_meta(f"ex-{exercise}-written", True, True, 1)
+            cell.metadata["nbgrader"] = _nbgrader_meta(f"ex-{part}-written", True, True, 1)
             cells.append(cell)
             continue
         lines = cell.source.splitlines()
         split = next((i for i, line in enumerate(lines) if _CHECK_CALL.match(line)), len(lines))
         cell.source = "\n".join(lines[:split]).rstrip()
-        cell.metadata["nbgrader"] = _nbgrader_meta(f"ex-{exercise}-answer", solution=True, grade=False)
+        cell.metadata["nbgrader"] = _nbgrader_meta(f"ex-{part}-answer", solution=True, grade=False)
         cells.append(cell)
         if split < len(lines):
             check = nbformat.v4.new_code_cell("\n".join(lines[split:]).strip())
-            check.metadata["nbgrader"] = _nbgrader_meta(f"ex-{exercise}-check", False, True, 1)
+            check.metadata["nbgrader"] = _nbgrader_meta(f"ex-{part}-check", False, True, 1)
             cells.append(check)
     out.cells = cells
     return out
