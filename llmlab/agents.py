@@ -15,9 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-import torch
-
-from llmlab import structured, validate
+from llmlab import sampling, structured, validate
 from llmlab.evaluation.text import contains_match, number_match
 
 Tool = Callable[[str], str]
@@ -231,11 +229,8 @@ def _reply(model, tokenizer, messages: list[dict], constrained: bool, names: lis
     if constrained:
         constraint = structured.json_schema_constraint(tool_schema(names))
         return structured.generate_constrained(model, tokenizer, ids, constraint, max_new_tokens=max_new_tokens)[0]
-    with torch.inference_mode():
-        out = model.generate(ids.to(model.device), attention_mask=torch.ones_like(ids).to(model.device),
-                             max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    reply = sampling.greedy(model, ids, max_new_tokens)
+    return tokenizer.decode(reply.token_ids, skip_special_tokens=True).strip()
 
 
 def allowed_tools(names: Sequence[str], calls: Sequence[tuple[str, str]], step: int, max_steps: int) -> list[str]:

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import torch
 
+from llmlab import validate
+from llmlab.sampling import SamplingSettings, decode
 from llmlab.tokens import pad_token_id
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -176,17 +178,20 @@ def _as_messages(messages: str | Sequence[dict]) -> list[dict]:
     return out
 
 
-@torch.inference_mode()
-def chat(model, tokenizer, messages: str | Sequence[dict], max_new_tokens: int = 128, **generation) -> str:
-    """Apply the chat template, generate (greedy unless told otherwise) and return the reply text."""
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
-    inputs = tokenizer.apply_chat_template(_as_messages(messages), add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True).to(model.device)
-    generation.setdefault("do_sample", False)
-    generation.setdefault("pad_token_id", pad_token_id(tokenizer))
-    out = model.generate(**inputs, max_new_tokens=max_new_tokens, **generation)
-    return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+def chat(model, tokenizer, messages: str | Sequence[dict], max_new_tokens: int = 128,
+         settings: SamplingSettings | None = None, seed: int = 0) -> str:
+    """The reply text to a chat (greedy unless settings say otherwise), decoded by chapter 02's `sampling.decode`.
+
+    >>> from llmlab.kit import fixtures
+    >>> model, tok = fixtures.tiny_model(), fixtures.tiny_tokenizer()
+    >>> isinstance(chat(model, tok, "hi", max_new_tokens=3), str)
+    True
+    """
+    validate.positive_int("max_new_tokens", max_new_tokens)
+    ids = tokenizer.apply_chat_template(_as_messages(messages), add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True)["input_ids"]
+    reply = decode(model, ids, max_new_tokens, settings or SamplingSettings(temperature=0), seed=seed)[0]
+    return tokenizer.decode(reply.token_ids, skip_special_tokens=True).strip()
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,12 @@ class Speed:
 
 @torch.inference_mode()
 def measure_speed(model, tokenizer, prompt: str = "Tell me about the ocean.", new_tokens: int = 32) -> Speed:
-    """Time greedy generation of exactly `new_tokens` tokens (after a short warm-up)."""
+    """Time greedy generation of exactly `new_tokens` tokens by transformers' `generate` (after a short warm-up).
+
+    `generate`, not the kit's engine, so that every variant compared (fp32, bf16, the quantized layers of
+    chapter 04, an adapter) runs the same loop: the kit's engine takes only a plain Llama. Chapter 10 times the
+    engine itself (benchmarks/bench_decode.py).
+    """
     import time
 
     if not isinstance(new_tokens, int) or new_tokens < 1:

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+import torch
 
 from llmlab import agents, structured
 from llmlab.kit import fixtures
@@ -134,3 +135,15 @@ def test_protocol_keeps_final_answer_out_of_the_first_constrained_reply():
     assert trace.answer is None and "final" not in trace.steps[0].reply
     schema = agents.tool_schema(["orders", "calculator"])
     assert structured.json_schema_constraint(schema).is_prefix(trace.steps[0].reply)
+
+
+def test_free_text_reply_is_chapter_02_greedy_loop_and_matches_generate():
+    model, tok = fixtures.perturbed(fixtures.tiny_model()), fixtures.tiny_tokenizer()
+    messages = [{"role": "user", "content": "What is 1 + 1?"}]
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                  return_dict=True)["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=9, do_sample=False,
+                             pad_token_id=tok.pad_token_id)
+    want = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    assert want and agents._reply(model, tok, messages, False, ["final_answer"], 9) == want

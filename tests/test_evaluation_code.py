@@ -104,3 +104,14 @@ def test_run_candidates_keeps_order():
     assert [r.passed for r in C.run_candidates(jobs, timeout=5, workers=2)] == [True, False, True]
     with pytest.raises(ValueError, match="jobs must have at least one item"):
         C.run_candidates([])
+
+
+def test_sample_replies_gives_n_per_prompt_in_order_and_is_seeded():
+    from llmlab.kit import fixtures
+
+    model, tok = fixtures.tiny_model(), fixtures.tiny_tokenizer()
+    prompts = ["def f(x):", "a longer prompt, so the batch is left-padded"]
+    a = coding.sample_replies(model, tok, prompts, n=3, seed=7, max_new_tokens=6)
+    assert len(a) == 6 and all(isinstance(r, str) for r in a)
+    assert a == coding.sample_replies(model, tok, prompts, n=3, seed=7, max_new_tokens=6)
+    assert a != coding.sample_replies(model, tok, prompts, n=3, seed=8, max_new_tokens=6)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmlab import models
+from llmlab import models, sampling
 from llmlab.kit import fetch, fixtures
 
 
@@ -189,12 +189,26 @@ def test_chat_on_tiny_model_returns_text_and_validates(tiny):
     model, tok = tiny
     reply = models.chat(model, tok, "hi", max_new_tokens=5)
     assert isinstance(reply, str)
-    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"max_new_tokens must be an int in \[1, inf\), got 0"):
         models.chat(model, tok, "hi", max_new_tokens=0)
     with pytest.raises(ValueError, match="messages must be a non-empty"):
         models.chat(model, tok, [])
     with pytest.raises(ValueError, match=r"messages\[0\] must be a dict with role"):
         models.chat(model, tok, [{"role": "robot", "content": "x"}])
+
+
+def test_chat_runs_chapter_02_decode_loop_and_matches_generate_greedy(tiny):
+    model, tok = fixtures.perturbed(tiny[0]), tiny[1]
+    ids = tok.apply_chat_template([{"role": "user", "content": "hello there"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+                             pad_token_id=tok.pad_token_id)
+    want = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    assert want and models.chat(model, tok, "hello there", max_new_tokens=12) == want
+    hot = sampling.SamplingSettings(temperature=1.5)
+    a, b = (models.chat(model, tok, "hello there", 12, settings=hot, seed=s) for s in (1, 1))
+    assert a == b and a != models.chat(model, tok, "hello there", 12, settings=hot, seed=2)
 
 
 def test_measure_speed_counts_exact_new_tokens(tiny):

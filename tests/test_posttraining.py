@@ -10,6 +10,7 @@ import torch
 
 from llmlab import evaluation, models
 from llmlab import posttraining as pt
+from llmlab.kit import fixtures
 from llmlab.tasks import facts
 
 PAIRS = facts.load_preferences("train")[:4]
@@ -17,12 +18,7 @@ PAIRS = facts.load_preferences("train")[:4]
 
 def perturbed(model, scale: float = 0.05, seed: int = 1):
     """A copy of the model with every weight nudged: a reference that differs from the policy."""
-    ref = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * scale)
-    return ref
+    return fixtures.perturbed(model, scale, seed)
 
 
 def test_log_sigmoid_is_stable_and_exact():

@@ -44,3 +44,15 @@ def tiny_model(seed: int = 0, vocab_size: int = 259, hidden_size: int = 64, num_
                          tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     torch.manual_seed(seed)
     return LlamaForCausalLM(config).eval()
+
+
+def perturbed(model, scale: float = 0.3, seed: int = 0):
+    """A copy of the model with every weight nudged by seeded noise (an untrained tiny model repeats one byte)."""
+    import copy
+
+    copied = copy.deepcopy(model)
+    noise = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in copied.parameters():
+            p.add_(torch.randn(p.shape, generator=noise) * scale)
+    return copied

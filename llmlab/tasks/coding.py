@@ -43,20 +43,14 @@ def load_candidates(path: Path = CANDIDATES) -> dict:
 
 def sample_replies(model, tokenizer, prompt: str | list[str], n: int, seed: int, max_new_tokens: int = 80,
                    temperature: float = 0.8, top_p: float = 0.95) -> list[str]:
-    """n sampled chat replies to each prompt (one str or a list), generated as one left-padded batch; for a list,
-    the replies of prompt i are items i*n .. i*n+n-1 (the sampler of scripts/data/ch09_make_candidates.py)."""
+    """n sampled chat replies to each prompt (one str or a list), generated as one left-padded batch by
+    `tokens.generate_batch`; for a list, the replies of prompt i are items i*n .. i*n+n-1 (the sampler of
+    scripts/data/ch09_make_candidates.py)."""
     import torch
 
     from llmlab import tokens
 
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    tokenizer.padding_side = "left"
-    with torch.inference_mode():
-        inputs = tokenizer.apply_chat_template([[{"role": "user", "content": p}] for p in prompts],
-                                               add_generation_prompt=True, padding=True, return_tensors="pt",
-                                               return_dict=True).to(model.device)
-        torch.manual_seed(seed)
-        out = model.generate(**inputs, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                             max_new_tokens=max_new_tokens, num_return_sequences=n,
-                             pad_token_id=tokens.pad_token_id(tokenizer))
-    return [tokenizer.decode(row[inputs["input_ids"].shape[1]:], skip_special_tokens=True) for row in out]
+    torch.manual_seed(seed)
+    return tokens.generate_batch(model, tokenizer, prompts, max_new_tokens, batch_size=len(prompts), do_sample=True,
+                                 temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n)
