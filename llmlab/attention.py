@@ -17,7 +17,15 @@ def _validate_tensor(name: str, x, dims: int) -> None:
 
 
 def causal_mask(seq_len: int, past_len: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
-    """Boolean (seq_len, past_len + seq_len) mask: True where query i may attend to key j (j <= past_len + i)."""
+    """Boolean (seq_len, past_len + seq_len) mask: True where query i may attend to key j (j <= past_len + i).
+
+    >>> causal_mask(3)
+    tensor([[ True, False, False],
+            [ True,  True, False],
+            [ True,  True,  True]])
+    >>> causal_mask(1, past_len=2)  # one new token sees the two cached ones and itself
+    tensor([[True, True, True]])
+    """
     V.integer("seq_len", seq_len, low=1)
     V.integer("past_len", past_len, low=0)
     rows = torch.arange(seq_len, device=device).unsqueeze(1) + past_len
@@ -36,7 +44,12 @@ def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Softmax over keys of the scaled scores, with disallowed (mask False) positions set to zero."""
+    """Softmax over keys of the scaled scores, with disallowed (mask False) positions set to zero.
+
+    >>> attention_weights(torch.ones(1, 1, 2, 4), torch.ones(1, 1, 2, 4), causal_mask(2))
+    tensor([[[[1.0000, 0.0000],
+              [0.5000, 0.5000]]]])
+    """
     scores = attention_scores(q, k)
     if mask is not None:
         if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
@@ -57,7 +70,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
 
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
-    """Grouped-query attention: repeat each of (batch, kv_heads, seq, d)'s heads n_rep times, in place order."""
+    """Grouped-query attention: repeat each of (batch, kv_heads, seq, d)'s heads n_rep times, in place order.
+
+    >>> repeat_kv(torch.zeros(1, 2, 5, 4), 3).shape  # 2 kv heads shared by 6 query heads
+    torch.Size([1, 6, 5, 4])
+    """
     _validate_tensor("x", x, 4)
     if not isinstance(n_rep, int) or n_rep < 1:
         raise ValueError(f"n_rep must be an int >= 1, got {n_rep!r}")
@@ -68,7 +85,11 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotary embedding tables cos, sin of shape (len(positions), head_dim) (Llama's half-split layout)."""
+    """Rotary embedding tables cos, sin of shape (len(positions), head_dim) (Llama's half-split layout).
+
+    >>> [t.shape for t in rope_cos_sin(torch.arange(3), 4)]
+    [torch.Size([3, 4]), torch.Size([3, 4])]
+    """
     if not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
         raise ValueError(f"head_dim must be an even int >= 2, got {head_dim!r}")
     if not isinstance(theta, (int, float)) or theta <= 0:
@@ -83,7 +104,11 @@ def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float = 10000.0)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """(x1, x2) -> (-x2, x1) on the two halves of the last dimension."""
+    """(x1, x2) -> (-x2, x1) on the two halves of the last dimension.
+
+    >>> rotate_half(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    tensor([-3., -4.,  1.,  2.])
+    """
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
@@ -98,7 +123,11 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """RMSNorm: x / sqrt(mean(x²) + eps) * weight over the last dimension."""
+    """RMSNorm: x / sqrt(mean(x²) + eps) * weight over the last dimension.
+
+    >>> rms_norm(torch.tensor([3.0, 4.0]), torch.ones(2))  # rms of (3, 4) is 3.54
+    tensor([0.8485, 1.1314])
+    """
     if not isinstance(x, torch.Tensor) or x.shape[-1:] != weight.shape:
         raise ValueError(f"weight must have shape (x.shape[-1],), got {tuple(weight.shape)} for x of shape "
                          f"{tuple(getattr(x, 'shape', ()))}")

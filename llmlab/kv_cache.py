@@ -18,7 +18,15 @@ def _positive_int(name: str, value, low: int = 1) -> int:
 
 
 class KVCache:
-    """Keys and values of every layer, preallocated to `capacity` positions; append, truncate, measure."""
+    """Keys and values of every layer, preallocated to `capacity` positions; append, truncate, measure.
+
+    >>> cache = KVCache(layers=1, batch=1, kv_heads=1, head_dim=2, capacity=4)
+    >>> k = torch.ones(1, 1, 3, 2)
+    >>> [t.shape for t in cache.append(0, k, k)], cache.length
+    ([torch.Size([1, 1, 3, 2]), torch.Size([1, 1, 3, 2])], 3)
+    >>> cache.truncate(1); cache.length
+    1
+    """
 
     def __init__(self, layers: int, batch: int, kv_heads: int, head_dim: int, capacity: int,
                  dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):

@@ -23,7 +23,7 @@ from llmlab import validate as V
 from llmlab.evaluation.lm import gather_logprobs
 from llmlab.evaluation.text import contains_match
 from llmlab.lora.training import collate
-from llmlab.tokens import generate_batch, pad_token_id
+from llmlab.tokens import generate_batch, pad_token_id, sft_example
 
 # ---------------------------------------------------------------- numerics
 
@@ -38,21 +38,9 @@ def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def encode_response(tokenizer, prompt: str, response: str) -> dict[str, list[int]]:
-    """input_ids of chat(prompt) + response turn, and labels with -100 on the prompt (the response is scored).
-
-    The response ends with the template's end-of-turn, as TRL does: the prompt is the chat template with the
-    generation prompt, the response is everything the full conversation adds after it.
-    """
+    """input_ids of chat(prompt) + response turn, and labels with -100 on the prompt (`tokens.sft_example`)."""
     V.text("prompt", prompt)
-    V.text("response", response)
-    user = [{"role": "user", "content": prompt}]
-    prompt_ids = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=True, return_dict=True)
-    full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": response}], tokenize=True,
-                                         return_dict=True)
-    p, f = list(prompt_ids["input_ids"]), list(full["input_ids"])
-    if f[:len(p)] != p:
-        raise ValueError("the chat template's prompt is not a prefix of the full conversation; cannot mask it")
-    return {"input_ids": f, "labels": [-100] * len(p) + f[len(p):]}
+    return sft_example(tokenizer, [{"role": "user", "content": prompt}], response)
 
 
 def preference_batch(tokenizer, pairs: Sequence[dict]) -> dict[str, torch.Tensor]:

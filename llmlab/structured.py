@@ -20,7 +20,11 @@ MAX_STRING_LENGTH = 4000  # the longest string field a schema may ask for (maxLe
 
 
 class Choice:
-    """Output must be exactly one of a list of strings."""
+    """Output must be exactly one of a list of strings.
+
+    >>> Choice(["yes", "no"]).is_prefix("ye"), Choice(["yes", "no"]).is_complete("ye")
+    (True, False)
+    """
 
     def __init__(self, choices: Sequence[str]):
         items = list(choices) if not isinstance(choices, str) else None
@@ -41,7 +45,11 @@ class Choice:
 
 
 class Regex:
-    """Output must match a regular expression in full (checked on prefixes with partial matching)."""
+    """Output must match a regular expression in full (checked on prefixes with partial matching).
+
+    >>> Regex(r"[0-9]+").is_prefix("12"), Regex(r"[0-9]+").is_prefix("1a")
+    (True, False)
+    """
 
     def __init__(self, pattern: str):
         if not isinstance(pattern, str) or not pattern:
@@ -155,7 +163,12 @@ def _object_ok(value, properties: dict) -> bool:
 
 
 def validate_json(text: str, schema: dict) -> bool:
-    """Whether text is one JSON object with exactly the schema's fields, each of the right type (nested too)."""
+    """Whether text is one JSON object with exactly the schema's fields, each of the right type (nested too).
+
+    >>> validate_json('{"qty": 2}', {"type": "object", "properties": {"qty": {"type": "integer"}},
+    ...                               "required": ["qty"]})
+    True
+    """
     properties = _check_schema(schema)
     try:
         value = json.loads(text)
@@ -169,6 +182,9 @@ def first_json_object(text: str) -> str:
 
     For lenient checks of free-form replies: skips non-JSON braces such as '{not json}' and finds an object
     inside a Markdown fence or after prose.
+
+    >>> first_json_object('Sure: {"a": 1} and more')
+    '{"a": 1}'
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
@@ -186,7 +202,11 @@ def first_json_object(text: str) -> str:
 
 
 def parse_json_object(text: str) -> dict | None:
-    """The first JSON object in a free-form reply, parsed, or None when there is none."""
+    """The first JSON object in a free-form reply, parsed, or None when there is none.
+
+    >>> parse_json_object('Sure: {"a": [1, 2]}'), parse_json_object("no json")
+    ({'a': [1, 2]}, None)
+    """
     found = first_json_object(text)
     return json.loads(found) if found else None
 

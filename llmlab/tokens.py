@@ -121,3 +121,36 @@ def generate_batch(model, tokenizer, prompts: Sequence[str | Sequence[dict]], ma
     finally:
         tokenizer.padding_side = side
     return replies
+
+
+IGNORE_INDEX = -100  # cross-entropy's ignore_index: a label the loss skips
+
+
+def mask_prompt_labels(prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one finetuning example: prompt + answer, with every prompt label ignored.
+
+    >>> mask_prompt_labels([5, 6, 7], [8, 9])
+    ([5, 6, 7, 8, 9], [-100, -100, -100, 8, 9])
+    """
+    prompt, answer = list(prompt_ids), list(answer_ids)
+    return prompt + answer, [IGNORE_INDEX] * len(prompt) + answer
+
+
+def sft_example(tokenizer, messages: Sequence[dict], response: str) -> dict[str, list[int]]:
+    """The prompt-masked SFT example of a chat: input_ids and labels, where only the assistant's reply is learned.
+
+    The prompt is the chat template with the generation prompt; the reply is everything the full conversation
+    adds after it, the template's end-of-turn included (as TRL builds completion-only examples), so no end
+    token is hard-coded.
+    """
+    validate.non_empty("messages", messages)
+    validate.text("response", response)
+    messages = list(messages)
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=True,
+                                         return_dict=True)
+    p, f = list(prompt["input_ids"]), list(full["input_ids"])
+    if f[:len(p)] != p:
+        raise ValueError("the chat template's prompt is not a prefix of the full conversation; cannot mask it")
+    input_ids, labels = mask_prompt_labels(p, f[len(p):])
+    return {"input_ids": input_ids, "labels": labels}

@@ -14,6 +14,8 @@ MODULES = [
     "llmlab.retrieval.hybrid", "llmlab.retrieval.metrics", "llmlab.retrieval.dense", "llmlab.serving.roofline",
     "llmlab.serving.cost", "llmlab.prompting", "llmlab.posttraining", "llmlab.lora.layers", "llmlab.lora.rank",
     "llmlab.data_engineering.text", "llmlab.data_engineering.minhash", "llmlab.data_engineering.decontamination",
+    "llmlab.sampling.processors", "llmlab.sampling.loops", "llmlab.attention", "llmlab.kv_cache", "llmlab.structured",
+    "llmlab.speculative.rejection", "llmlab.tokens", "llmlab.models",
 ]
 
 

@@ -304,7 +304,7 @@ def test_encode_and_collate_mask_the_prompt(tiny):
     example = orders.load_orders("test")[0]
     enc = orders.encode_training_example(tok, example["text"], example["target"])
     answer = [t for t in enc["labels"] if t != -100]
-    assert tok.decode(answer) == orders.target_json(example["target"]) + "<|im_end|>"
+    assert tok.decode(answer) == orders.target_json(example["target"]) + "<|im_end|>\n"  # the template's whole turn end
     assert enc["labels"][:len(enc["labels"]) - len(answer)] == [-100] * (len(enc["labels"]) - len(answer))
     batch = lora.collate([enc, {"input_ids": [5, 6], "labels": [-100, 6]}], pad_id=0)
     assert batch["input_ids"].shape == (2, len(enc["input_ids"]))

@@ -75,3 +75,22 @@ def test_generate_batch_is_the_one_left_padded_batcher(tiny):
     assert raw == [tok.decode(want[0, ids.shape[1]:], skip_special_tokens=True)]
     with pytest.raises(ValueError, match="prompts must have at least one item"):
         tokens.generate_batch(model, tok, [])
+
+
+def test_sft_example_learns_only_the_reply_turn_with_its_end_of_turn():
+    from llmlab.kit import fixtures
+    from llmlab.tasks import orders
+
+    tok = fixtures.tiny_tokenizer()
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    enc = tokens.sft_example(tok, messages, "Hello.")
+    learned = [t for t in enc["labels"] if t != tokens.IGNORE_INDEX]
+    assert tok.decode(learned) == "Hello.<|im_end|>\n"  # the template's own end of turn, nothing hard-coded
+    assert len(enc["labels"]) == len(enc["input_ids"]) and enc["input_ids"][-len(learned):] == learned
+    example = orders.load_orders("test")[0]
+    assert orders.encode_training_example(tok, example["text"], example["target"]) == tokens.sft_example(
+        tok, orders.order_messages(example["text"]), orders.target_json(example["target"]))
+    with pytest.raises(ValueError, match="messages must have at least one item"):
+        tokens.sft_example(tok, [], "Hello.")
+    with pytest.raises(TypeError, match="response must be a str"):
+        tokens.sft_example(tok, messages, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.overrides import TorchFunctionMode
 
-from llmlab import lora
+from llmlab import lora, tokens
 from llmlab.checks import Check
 
 SHAPES = [(1, 4, 3, 1, 2.0), (5, 8, 6, 2, 16.0), (3, 16, 12, 4, 4.0), (2, 6, 5, 3, 8.0)]  # batch, d_in, d_out, r, alpha
@@ -223,7 +223,7 @@ def check_mask_prompt_labels(mask_prompt_labels) -> None:
             c.that(isinstance(ids, list) and isinstance(labels, list), case,
                    f"input_ids and labels must be lists of int, got {type(ids).__name__} and {type(labels).__name__}")
             c.equal(ids, prompt + answer, case=case + " (input_ids = prompt + answer)")
-            want = [-100] * len(prompt) + answer
+            want = tokens.mask_prompt_labels(prompt, answer)[1]
             c.that(len(labels) == len(ids), case,
                    f"labels must have the same length as input_ids ({len(ids)}), got {len(labels)}: do not shift "
                    "them yourself, the model compares logits[t] with labels[t + 1] internally")

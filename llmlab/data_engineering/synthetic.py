@@ -11,6 +11,7 @@ import numpy as np
 from llmlab import validate as V
 from llmlab.data_engineering.minhash import near_duplicates
 from llmlab.data_engineering.quality import QualityRules, quality_problem
+from llmlab.evaluation.text import final_number
 
 SELF_INSTRUCT_HEADER = "Here are questions with short answers. Write one more question and its short answer."
 
@@ -62,10 +63,10 @@ _SUM = re.compile(r"(\d+)\s*(?:\+|plus|and)\s*(\d+)")
 def verify_sum(row: dict) -> bool | None:
     """For an addition question, whether the response's last number is the sum; None when it is not one."""
     match = _SUM.search(row["instruction"].lower())
-    numbers = re.findall(r"-?\d+", row["response"])
-    if match is None or not numbers:
+    last = final_number(row["response"])
+    if match is None or last is None:
         return None
-    return int(numbers[-1]) == int(match.group(1)) + int(match.group(2))
+    return last == int(match.group(1)) + int(match.group(2))
 
 
 def filter_synthetic(continuations: Sequence[str], existing: Sequence[str], near_threshold: float = 0.7,

@@ -80,6 +80,17 @@ def number_match(prediction: str, reference: str | float, tol: float = 1e-6) -> 
     return any(abs(float(n) - target) < tol for n in numbers)
 
 
+def final_number(prediction: str) -> float | None:
+    """The last number in a text (thousands commas ignored), the answer of a worked solution; None if there is none.
+
+    >>> final_number("3 bags of 4 is 12, plus 5 makes 17."), final_number("1,200 units"), final_number("none")
+    (17.0, 1200.0, None)
+    """
+    V.text("prediction", prediction, allow_empty=True)
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", prediction.replace(",", ""))
+    return float(numbers[-1]) if numbers else None
+
+
 def token_f1(prediction: str, reference: str) -> float:
     """SQuAD token F1: harmonic mean of precision and recall of the normalised tokens, counted as multisets.
 

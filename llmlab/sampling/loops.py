@@ -116,7 +116,11 @@ def decode(model, input_ids: torch.Tensor, max_new_tokens: int, settings: Sampli
 
 
 def pick_token(processed: torch.Tensor, greedy: bool, generator: torch.Generator) -> int:
-    """The next token from processed 1-d logits (vocab,): the argmax when greedy, else one seeded draw."""
+    """The next token from processed 1-d logits (vocab,): the argmax when greedy, else one seeded draw.
+
+    >>> pick_token(torch.tensor([0.1, 2.0, 1.0]), greedy=True, generator=torch.Generator())
+    1
+    """
     if greedy:
         return int(processed.argmax())
     try:

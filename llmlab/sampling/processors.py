@@ -19,7 +19,11 @@ from llmlab.sampling.settings import (
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Logits divided by the temperature; temperature 0 keeps only the argmax (greedy)."""
+    """Logits divided by the temperature; temperature 0 keeps only the argmax (greedy).
+
+    >>> apply_temperature(torch.tensor([2.0, 1.0, 0.0]), 2.0)
+    tensor([1.0000, 0.5000, 0.0000])
+    """
     _validate_logits(logits)
     return _temperature(logits, validate_temperature(temperature))
 
@@ -33,12 +37,20 @@ def _temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
 
 
 def softmax_with_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Probabilities softmax(logits / T) along the last axis; T=0 puts all mass on the argmax."""
+    """Probabilities softmax(logits / T) along the last axis; T=0 puts all mass on the argmax.
+
+    >>> softmax_with_temperature(torch.tensor([1.0, 0.0]), 0.5)
+    tensor([0.8808, 0.1192])
+    """
     return torch.softmax(apply_temperature(logits, temperature), dim=-1)
 
 
 def top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
-    """Logits with everything below the k-th largest set to -inf (ties kept); top_k=0 keeps all."""
+    """Logits with everything below the k-th largest set to -inf (ties kept); top_k=0 keeps all.
+
+    >>> top_k_filter(torch.tensor([1.0, 3.0, 2.0]), 2)
+    tensor([-inf, 3., 2.])
+    """
     _validate_logits(logits)
     return _top_k(logits, validate_top_k(top_k))
 
@@ -52,7 +64,11 @@ def _top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Logits outside the nucleus (smallest most-likely set with probability >= top_p) set to -inf."""
+    """Logits outside the nucleus (smallest most-likely set with probability >= top_p) set to -inf.
+
+    >>> top_p_filter(torch.tensor([2.0, 1.0, 0.0]), 0.7)  # probabilities 0.67, 0.24, 0.09
+    tensor([2., 1., -inf])
+    """
     _validate_logits(logits)
     return _top_p(logits, validate_top_p(top_p))
 
@@ -71,7 +87,11 @@ def _top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
-    """Logits of tokens less likely than min_p times the top token's probability set to -inf."""
+    """Logits of tokens less likely than min_p times the top token's probability set to -inf.
+
+    >>> min_p_filter(torch.tensor([2.0, 1.0, -2.0]), 0.2)  # keeps p >= 0.2 * the top p
+    tensor([2., 1., -inf])
+    """
     _validate_logits(logits)
     return _min_p(logits, validate_min_p(min_p))
 
@@ -87,7 +107,11 @@ def _min_p(logits: torch.Tensor, m: float) -> torch.Tensor:
 
 
 def repetition_penalty(logits: torch.Tensor, input_ids: torch.Tensor, penalty: float) -> torch.Tensor:
-    """Logits of tokens already in input_ids made less likely: positive ones divided, negative ones multiplied."""
+    """Logits of tokens already in input_ids made less likely: positive ones divided, negative ones multiplied.
+
+    >>> repetition_penalty(torch.tensor([2.0, -1.0, 0.5]), torch.tensor([0, 1]), 2.0)
+    tensor([ 1.0000, -2.0000,  0.5000])
+    """
     _validate_logits(logits)
     _validate_history(input_ids, logits)
     return _repetition_penalty(logits, input_ids, validate_penalty(penalty))

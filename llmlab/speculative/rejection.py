@@ -15,7 +15,11 @@ from llmlab import validate
 
 
 def acceptance_probability(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """min(1, p/q) elementwise for target probabilities p and draft probabilities q (same shape; 1 where q = 0)."""
+    """min(1, p/q) elementwise for target probabilities p and draft probabilities q (same shape; 1 where q = 0).
+
+    >>> acceptance_probability(torch.tensor([0.5, 0.5]), torch.tensor([0.8, 0.2]))
+    tensor([0.6250, 1.0000])
+    """
     validate.float_tensor("p", p)
     validate.float_tensor("q", q)
     if p.shape != q.shape:
@@ -25,7 +29,11 @@ def acceptance_probability(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Normalised max(0, p − q) over the last axis (..., vocab); where p = q exactly it falls back to p."""
+    """Normalised max(0, p − q) over the last axis (..., vocab); where p = q exactly it falls back to p.
+
+    >>> residual_distribution(torch.tensor([0.5, 0.5]), torch.tensor([0.8, 0.2]))
+    tensor([0., 1.])
+    """
     validate.float_tensor("p", p)
     validate.float_tensor("q", q)
     if p.shape != q.shape:
@@ -64,6 +72,9 @@ def verify_greedy(target_tokens: torch.Tensor | list[int], draft_tokens: torch.T
     """Greedy verify: accept draft tokens while they equal the target's argmax; (accepted, next token).
 
     target_tokens (γ+1,) are the target's argmax at each draft position and one past the last.
+
+    >>> verify_greedy([5, 7, 9, 4], [5, 7, 2])  # two accepted, then the target's own token
+    (2, 9)
     """
     target = target_tokens.tolist() if isinstance(target_tokens, torch.Tensor) else list(target_tokens)
     draft = draft_tokens.tolist() if isinstance(draft_tokens, torch.Tensor) else list(draft_tokens)
@@ -77,7 +88,11 @@ def verify_greedy(target_tokens: torch.Tensor | list[int], draft_tokens: torch.T
 
 
 def acceptance_rate(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Expected acceptance α = Σ min(p, q) = 1 − total-variation distance, over the last axis (..., vocab)."""
+    """Expected acceptance α = Σ min(p, q) = 1 − total-variation distance, over the last axis (..., vocab).
+
+    >>> acceptance_rate(torch.tensor([0.5, 0.5]), torch.tensor([0.8, 0.2]))
+    tensor(0.7000)
+    """
     validate.float_tensor("p", p)
     validate.float_tensor("q", q)
     if p.shape != q.shape:
@@ -86,7 +101,11 @@ def acceptance_rate(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def expected_tokens_per_step(alpha: float, gamma: int) -> float:
-    """Expected tokens one target pass yields, (1 − α^(γ+1)) / (1 − α), for i.i.d. acceptance α (γ+1 at α = 1)."""
+    """Expected tokens one target pass yields, (1 − α^(γ+1)) / (1 − α), for i.i.d. acceptance α (γ+1 at α = 1).
+
+    >>> expected_tokens_per_step(0.5, 4)  # (1 - 0.5**5) / (1 - 0.5)
+    1.9375
+    """
     a = validate.probability("alpha", alpha)
     g = validate.positive_int("gamma", gamma)
     if a == 1.0:
@@ -99,6 +118,9 @@ def predicted_speedup(alpha: float, gamma: int, c: float, verify_cost: float = 1
 
     c is the draft's cost per token relative to one target step; verify_cost is what one target pass over γ+1
     tokens costs relative to a one-token step (1 in Leviathan et al.'s model, more on a CPU).
+
+    >>> round(predicted_speedup(0.8, 4, 0.05), 3)
+    2.801
     """
     cost = validate.number("c", c, low=0)
     vc = validate.number("verify_cost", verify_cost, low=0, low_open=True)
@@ -114,7 +136,11 @@ def best_gamma(alpha: float, c: float, verify_costs: dict[int, float] | None = N
 
 
 def break_even_alpha(gamma: int, c: float, verify_cost: float = 1.0) -> float | None:
-    """The α at which predicted_speedup is exactly 1 (0.0 if any α wins, None if even α = 1 loses)."""
+    """The α at which predicted_speedup is exactly 1 (0.0 if any α wins, None if even α = 1 loses).
+
+    >>> round(break_even_alpha(4, 0.1), 3)
+    0.287
+    """
     validate.positive_int("gamma", gamma)
     if predicted_speedup(0.0, gamma, c, verify_cost) >= 1:
         return 0.0

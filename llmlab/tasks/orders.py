@@ -10,7 +10,7 @@ import torch
 
 from llmlab.structured import parse_json_object  # noqa: F401 - chapter 05 reads it as orders.parse_json_object
 from llmlab.tasks.jsonl import read_jsonl
-from llmlab.tokens import generate_batch
+from llmlab.tokens import generate_batch, sft_example
 
 SYSTEM_PROMPT = "Reply with JSON: item, qty (int), color, city, shipping (standard or express)."
 ORDER_SPLITS = ("train", "test")
@@ -43,16 +43,17 @@ def exact_match(replies: Sequence[str], targets: Sequence[dict]) -> float:
     if len(replies) != len(targets) or not replies:
         raise ValueError(f"replies and targets must be non-empty and of equal length, got {len(replies)} "
                          f"and {len(targets)}")
-    return sum(parse_json_object(r) == t for r, t in zip(replies, targets)) / len(replies)
+    return sum(reply_correct(r, t) for r, t in zip(replies, targets)) / len(replies)
+
+
+def reply_correct(reply: str, target: dict) -> bool:
+    """Whether the reply's first JSON object equals the target dict exactly (keys, values, types)."""
+    return parse_json_object(reply) == target
 
 
 def encode_training_example(tokenizer, text: str, target: dict) -> dict[str, list[int]]:
     """input_ids and labels for one example; the prompt's labels are -100 so only the answer is learned."""
-    prompt = tokenizer.apply_chat_template(order_messages(text), add_generation_prompt=True, tokenize=False)
-    answer = target_json(target) + "<|im_end|>"
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
-    return {"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_ids}
+    return sft_example(tokenizer, order_messages(text), target_json(target))
 
 
 def encode_examples(tokenizer, examples: Sequence[dict]) -> list[dict[str, list[int]]]:

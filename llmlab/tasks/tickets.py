@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from llmlab import validate
+from llmlab.evaluation.text import contains_match
 from llmlab.tasks.jsonl import read_jsonl
 
 LABELS = ("billing", "shipping", "account", "technical")
@@ -37,6 +38,13 @@ def normalize(label) -> str:
 def team_metric(example, prediction, trace=None) -> float:
     """DSPy metric: 1.0 when the predicted team equals the gold team (case and spaces ignored), else 0.0."""
     return float(normalize(getattr(prediction, "team", None)) == normalize(example.team))
+
+
+def reply_team(reply: str) -> str | None:
+    """The one team a free-text reply names (whole words, any case), or None when it names none or several."""
+    validate.text("reply", reply, allow_empty=True)
+    named = [team for team in LABELS if contains_match(reply, team)]
+    return named[0] if len(named) == 1 else None
 
 
 def route_program():
