@@ -49,16 +49,12 @@ def write_result(name: str, report: str, device: torch.device | str | None = Non
 def second_tier_fetched() -> bool:
     """Whether the opt-in tier is fetched and verified; if not, say how to fetch it (the bench stays green)."""
     from llmlab import models
-    from llmlab.kit import fetch
 
-    ok, why = fetch.verify(models.SECOND_TIER)
-    if not ok:
-        print(f"skipped: the opt-in tier is not fetched ({why}); run: python -m llmlab fetch {models.SECOND_TIER}")
-    return ok
+    return models.second_tier_fetched()
 
 
 def load_second_tier():
     """The opt-in tier's (model, tokenizer) on the CPU, or None after saying how to fetch it (bench stays green)."""
     from llmlab import models
 
-    return models.load(models.SECOND_TIER, device="cpu") if second_tier_fetched() else None
+    return models.load_second_tier()

@@ -163,6 +163,21 @@ def load(name: str = DEFAULT_MODEL, dtype: torch.dtype | None = None,
     return model, tokenizer
 
 
+def second_tier_fetched() -> bool:
+    """Whether the opt-in second tier is fetched and verified; if not, print how to fetch it."""
+    from llmlab.kit.fetch import verify
+
+    ok, why = verify(SECOND_TIER)
+    if not ok:
+        print(f"the opt-in tier is not fetched ({why}); run: python -m llmlab fetch {SECOND_TIER}")
+    return ok
+
+
+def load_second_tier(device: str | torch.device | None = "cpu"):
+    """The opt-in tier's (model, tokenizer), or None after printing how to fetch it: a notebook still runs."""
+    return load(SECOND_TIER, device=device) if second_tier_fetched() else None
+
+
 def _as_messages(messages: str | Sequence[dict]) -> list[dict]:
     """Normalise a chat input: a string becomes one user message; roles are validated."""
     if isinstance(messages, str):
@@ -178,20 +193,36 @@ def _as_messages(messages: str | Sequence[dict]) -> list[dict]:
     return out
 
 
+def encode_messages(tokenizer, messages: str | Sequence[dict]) -> torch.Tensor:
+    """Token ids (1, seq) of chat messages through the tokenizer's chat template, ready for the reply."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("tokenizer must have a chat template (tokenizer.chat_template), got None")
+    return tokenizer.apply_chat_template(_as_messages(messages), add_generation_prompt=True, return_tensors="pt",
+                                         return_dict=True)["input_ids"]
+
+
+def chat_replies(model, tokenizer, messages: str | Sequence[dict], max_new_tokens: int = 128,
+                 settings: SamplingSettings | None = None, seed: int = 0, num_samples: int = 1,
+                 eos_token_id: int | Sequence[int] | None = None) -> list[str]:
+    """num_samples reply texts to a chat (greedy unless settings say otherwise), decoded by chapter 02's
+    `sampling.decode`; generation stops at eos_token_id, else at the model's own end tokens."""
+    validate.positive_int("max_new_tokens", max_new_tokens)
+    ids = encode_messages(tokenizer, messages).to(model.device)
+    replies = decode(model, ids, max_new_tokens, settings or SamplingSettings(temperature=0), num_samples, seed,
+                     eos_token_id=eos_token_id)
+    return [tokenizer.decode(r.token_ids, skip_special_tokens=True).strip() for r in replies]
+
+
 def chat(model, tokenizer, messages: str | Sequence[dict], max_new_tokens: int = 128,
          settings: SamplingSettings | None = None, seed: int = 0) -> str:
-    """The reply text to a chat (greedy unless settings say otherwise), decoded by chapter 02's `sampling.decode`.
+    """The reply text to a chat (greedy unless settings say otherwise): one of `chat_replies`.
 
     >>> from llmlab.kit import fixtures
     >>> model, tok = fixtures.tiny_model(), fixtures.tiny_tokenizer()
     >>> isinstance(chat(model, tok, "hi", max_new_tokens=3), str)
     True
     """
-    validate.positive_int("max_new_tokens", max_new_tokens)
-    ids = tokenizer.apply_chat_template(_as_messages(messages), add_generation_prompt=True, return_tensors="pt",
-                                        return_dict=True)["input_ids"]
-    reply = decode(model, ids, max_new_tokens, settings or SamplingSettings(temperature=0), seed=seed)[0]
-    return tokenizer.decode(reply.token_ids, skip_special_tokens=True).strip()
+    return chat_replies(model, tokenizer, messages, max_new_tokens, settings, seed)[0]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Callable, Hashable, Sequence
 import torch
 
 from llmlab import sampling, validate
-from llmlab.models import _as_messages
+from llmlab.models import chat_replies, encode_messages  # noqa: F401 - encode_messages is read as prompting.*
 
 # ---------------------------------------------------------------- building prompts
 
@@ -43,14 +43,6 @@ def few_shot_messages(instruction: str, examples: Sequence[dict], query: str, in
         text, answer = _example_pair(example, i, input_key, output_key)
         messages += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
     return messages + [{"role": "user", "content": query}]
-
-
-def encode_messages(tokenizer, messages: Sequence[dict]) -> torch.Tensor:
-    """Token ids (1, seq) of chat messages through the tokenizer's chat template, ready for the reply."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("tokenizer must have a chat template (tokenizer.chat_template), got None")
-    return tokenizer.apply_chat_template(_as_messages(messages), add_generation_prompt=True, return_tensors="pt",
-                                         return_dict=True)["input_ids"]
 
 
 def pick_demos(examples: Sequence[dict], k: int, label_key: str = "label", seed: int = 0) -> list[dict]:
@@ -111,11 +103,9 @@ def accuracy(predictions: Sequence[Hashable | None], gold: Sequence[Hashable]) -
 def generate_reply(model, tokenizer, messages: Sequence[dict], max_new_tokens: int = 16,
                    settings: sampling.SamplingSettings = sampling.SamplingSettings(temperature=0), seed: int = 0,
                    num_samples: int = 1) -> list[str]:
-    """num_samples replies (text) to chat messages, decoded by llmlab.sampling.decode."""
-    ids = encode_messages(tokenizer, messages).to(model.device)
-    gens = sampling.decode(model, ids, max_new_tokens, settings, num_samples, seed,
-                           eos_token_id=tokenizer.eos_token_id)
-    return [tokenizer.decode(g.token_ids, skip_special_tokens=True).strip() for g in gens]
+    """num_samples replies (text) to chat messages, stopping at the tokenizer's EOS (`models.chat_replies`)."""
+    return chat_replies(model, tokenizer, messages, max_new_tokens, settings, seed, num_samples,
+                        eos_token_id=tokenizer.eos_token_id)
 
 
 def run_prompt(model, tokenizer, build: Callable[[str], list[dict]], examples: Sequence[dict],
