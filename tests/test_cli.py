@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from llmlab import models
 from llmlab.kit import cli, exercises, launch
 
 
@@ -194,13 +195,23 @@ def test_test_runs_the_makefiles_old_steps_with_the_same_pytest_arguments(checko
     py = str(launch.venv_python(checkout / launch.VENV))
     assert run.commands == [
         [py, "-m", "llmlab", "fetch"],
+        [py, "-m", "llmlab", "fetch", models.SECOND_TIER],
         [py, "-m", "llmlab", "build-exercises", "--check"],
         [py, "-m", "ruff", "check", "."],
         [py, "-m", "pytest", "tests", "notebooks", "solutions", "--nbval-lax", "--nbval-current-env",
          "--nbval-cell-timeout=300", "-p", "no:cacheprovider", "-x", "-k", "not slow"]]
     envs = [env for _, env, _ in run.calls]
-    assert envs[-1]["LLMLAB_BLOCK_NETWORK"] == "1" and envs[1].get("LLMLAB_BLOCK_NETWORK") != "1"
-    assert all(env[name] == value for env in envs[1:] for name, value in launch.OFFLINE_ENV.items())
+    assert envs[-1]["LLMLAB_BLOCK_NETWORK"] == "1" and envs[2].get("LLMLAB_BLOCK_NETWORK") != "1"
+    assert envs[1]["HF_HUB_OFFLINE"] == "0" and launch.SECOND_TIER == models.SECOND_TIER
+    assert all(env[name] == value for env in envs[2:] for name, value in launch.OFFLINE_ENV.items())
+
+
+def test_test_goes_on_when_the_opt_in_tier_cannot_be_fetched(checkout, capsys):
+    stamp(checkout)
+    run = Recorder(fail=launch.SECOND_TIER)  # only the tier's fetch names it
+    assert launch.test(launch.parse(["test"]), run=run) == 0
+    assert run.commands[-1][1:3] == ["-m", "pytest"]
+    assert "could not be fetched: its live notebook cells will say so and skip" in capsys.readouterr().out
 
 
 def test_test_stops_at_the_first_failing_step(checkout):

@@ -29,6 +29,7 @@ PIP_NOISE = "neither a file nor a directory"  # pip's warning about the editable
 ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
 FIRST_NOTEBOOK = "notebooks/00_setup_and_tour.ipynb"
 NEEDS_PYTHON = (3, 11)
+SECOND_TIER = "qwen2.5-coder-0.5b-instruct"  # models.SECOND_TIER (tests/test_cli.py checks they agree)
 
 Runner = Callable[[list[str], dict[str, str], Path, str], int]  # (command, environment, folder, output) -> exit code
 
@@ -77,6 +78,11 @@ def install_commands(python: str, venv: Path, create: bool) -> list[list[str]]:
 def announcements_command(py: str) -> list[str]:
     """Turn off JupyterLab's "get Jupyter news?" prompt and its news fetch (offline classrooms)."""
     return [py, "-m", "jupyter", "labextension", "disable", "--level=sys_prefix", ANNOUNCEMENTS]
+
+
+def tier_fetch_command(py: str) -> list[str]:
+    """Fetch the opt-in second tier (about 1 GB once), whose live notebook cells `test` runs."""
+    return [py, "-m", "llmlab", "fetch", SECOND_TIER]
 
 
 def fetch_command(py: str) -> list[str]:
@@ -188,12 +194,17 @@ def lab(args: argparse.Namespace, run: Runner | None = None) -> int:
 
 
 def test(args: argparse.Namespace, run: Runner | None = None) -> int:
-    """Set up, then run everything: exercise sync, lint, unit tests, notebooks, check-can-fail tests."""
+    """Set up, fetch the opt-in tier (best effort), then run everything: exercise sync, lint, unit tests, notebooks,
+    check-can-fail tests."""
     root, run = project_root(), run or execute
     code = setup(args, run=run)
     if code:
         return code
-    *checks, pytest = suite_commands(python_for(args, root), args.extra)
+    py = python_for(args, root)
+    if steps([tier_fetch_command(py)], child_env(HF_HUB_OFFLINE="0"), root, args.dry_run, run):
+        print(f"the opt-in tier {SECOND_TIER} could not be fetched: its live notebook cells will say so and skip",
+              flush=True)
+    *checks, pytest = suite_commands(py, args.extra)
     return (steps(checks, child_env(), root, args.dry_run, run)
             or steps([pytest], child_env(LLMLAB_BLOCK_NETWORK="1"), root, args.dry_run, run))
 
