@@ -19,7 +19,8 @@ its config says where and how long). Regenerated data is deterministic on one ma
 --kind feature trains the EAGLE-style feature draft instead (llmlab/speculative/feature_draft.py): the same
 rows and vocabulary; the target's final-norm hidden states computed with the kit's forward for as many rows as
 --feature-seconds allows; one decoder layer (initialised from the target's last) trained for --max-seconds on KL
-to the target's next-token distribution plus --feature-weight × smooth-L1 to its next feature; written in bf16 to
+to the target's next-token distribution plus --feature-weight × smooth-L1 to its next feature, with --unroll draft
+steps on its own predicted features (training-time test, EAGLE-3; step k weighted --unroll-decay^k); bf16 files in
 llmlab/data/ch07_feature_draft/ with a config recording the data, time and α.
 
 Run: python benchmarks/train_draft.py [--regenerate --questions 4000] [--epochs 8 --max-seconds 300]
@@ -271,14 +272,21 @@ def train_feature(target_w, data: list[dict], vocab_ids: torch.Tensor, args) -> 
             head = FD.FeatureHead(params["fc"], replace(base, layers=[layer], final_norm=params["norm"],
                                                         intermediate_size=layer.wgate.shape[0]))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-                h = FD.predicted_features(head, ids[:, 1:].to(device), feats[:, :-1].to(device))[mask]
-                logits = F.linear(h, rows_w)
-            with torch.no_grad():
-                true = feats[:, 1:][mask].to(device)
-                p = F.linear(true, rows_w).log_softmax(-1)
-            kl = F.kl_div(logits.float().log_softmax(-1), p, log_target=True, reduction="batchmean")
-            reg = F.smooth_l1_loss(h.float(), true)
-            loss = kl + args.feature_weight * reg
+                hs = FD.unrolled_features(head, ids[:, 1:].to(device), feats[:, :-1].to(device), args.unroll)
+            loss, kls = 0.0, []
+            for k, h in enumerate(hs):  # step k + 1 is valid at pairs j >= k; its labels are step 1's
+                m = mask.clone()
+                m[:, :k] = False
+                with torch.no_grad():
+                    true = feats[:, 1:].to(device)[m]
+                    p = F.linear(true, rows_w).log_softmax(-1)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                    logits = F.linear(h[m], rows_w)
+                kl = F.kl_div(logits.float().log_softmax(-1), p, log_target=True, reduction="batchmean")
+                reg = F.smooth_l1_loss(h[m].float(), true)
+                loss = loss + args.unroll_decay ** k * (kl + args.feature_weight * reg)
+                kls.append(kl.item())
+            kl = torch.tensor(kls[0])
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
@@ -287,8 +295,9 @@ def train_feature(target_w, data: list[dict], vocab_ids: torch.Tensor, args) -> 
             losses.append(kl.item())
             step += 1
             if step % 25 == 0:
-                print(f"  step {step}/{steps} epoch {epoch + 1} KL {sum(losses[-25:]) / 25:.3f} reg {reg.item():.3f} "
-                      f"({time.time() - start:.0f} s)", flush=True)
+                print(f"  step {step}/{steps} epoch {epoch + 1} KL {sum(losses[-25:]) / 25:.3f} (by draft step "
+                      f"{', '.join(f'{x:.2f}' for x in kls)}) reg {reg.item():.3f} ({time.time() - start:.0f} s)",
+                      flush=True)
             if time.time() - start > args.max_seconds:
                 print(f"  stopped at --max-seconds {args.max_seconds:.0f} after {step}/{steps} steps", flush=True)
                 return {k: v.detach() for k, v in params.items()}, losses, epoch + 1
@@ -339,6 +348,7 @@ def main_feature(args, model, tokenizer, rows: list[dict]) -> None:
     info = {"kind": "feature", "feature": "the target's final-norm output (what its head reads)", "layers": 1,
             "intermediate_size": args.intermediate_size, "vocab": len(vocab_ids), "epochs_begun": epochs,
             "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "feature_weight": args.feature_weight,
+            "unroll": args.unroll, "unroll_decay": args.unroll_decay,
             "seed": args.seed, "steps": len(losses), "rows": len(data),
             "tokens": sum(len(r["features"]) for r in data),
             "answer_tokens": sum(len(r["answer_ids"]) for r in data), "feature_seconds": round(feature_seconds),
@@ -372,6 +382,9 @@ def main() -> None:
                     help="--kind feature: seconds spent computing the target's features (rows in seeded order)")
     ap.add_argument("--bf16", action="store_true",
                     help="--kind feature: target features and the draft's forward in bf16 (about 2x faster on CPU)")
+    ap.add_argument("--unroll", type=int, default=1,
+                    help="--kind feature: training-time test, draft steps unrolled on the draft's own features")
+    ap.add_argument("--unroll-decay", type=float, default=0.8, help="--kind feature: loss weight decay per step")
     ap.add_argument("--feature-weight", type=float, default=1.0, help="--kind feature: weight of the feature loss")
     ap.add_argument("--out", type=Path, default=None, help="default: llmlab/data/ch07_draft/ or ch07_feature_draft/")
     ap.add_argument("--data", type=Path, default=DATA)

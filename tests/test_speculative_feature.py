@@ -169,3 +169,26 @@ def test_feature_draft_bad_input(tiny):
     wide = attention.from_model(fixtures.tiny_model(seed=0, vocab_size=16, hidden_size=32))
     with pytest.raises(ValueError, match="feature draft hidden size must equal the target's \\(32\\), got 64"):
         S.generate(wide, S.FeatureDraft(head), PROMPT, 4)
+
+
+def test_training_time_test_unrolling_predicts_what_drafting_predicts(tiny):
+    """Step k of the unrolled training forward at pair L-2+k equals the k-th drafted step after L true tokens."""
+    w, head = tiny
+    tokens = PROMPT[0].tolist()
+    draft = S.FeatureDraft(head)
+    draft.start(tokens, 32, features=_true_features(w, PROMPT)[:-1])
+    seen, step = [], draft._step
+    draft._step = lambda ids, f: seen.append(step(ids, f)) or seen[-1]
+    drafted, _ = draft.propose(tokens, 3, S.GREEDY, torch.Generator())
+    chain = tokens + drafted  # the draft's own tokens: the unrolled steps read them as the next tokens
+    feats = torch.zeros(1, len(chain) - 1, 64, dtype=torch.float64)
+    feats[:, :len(tokens) - 1] = _true_features(w, PROMPT)[None, :-1]  # later true features are never read
+    steps = FD.unrolled_features(head, torch.tensor([chain[1:]]), feats, 3)
+    logits = [FD.output_head(head.weights, h) for h in steps]
+    n = len(tokens)
+    assert [int(logits[k][0, n - 2 + k].argmax()) for k in range(3)] == drafted
+    for k in range(3):  # seen[0] is the prefill's last row (step 1), seen[k] the k-th drafted step
+        assert torch.allclose(steps[k][0, n - 2 + k], seen[k][1][0], atol=1e-10)
+    one, _ = FD.feature_forward(head, torch.tensor([chain[1:]]), feats)
+    assert torch.allclose(steps[0], FD.predicted_features(head, torch.tensor([chain[1:]]), feats), atol=1e-12)
+    assert torch.equal(one.argmax(-1), logits[0].argmax(-1))

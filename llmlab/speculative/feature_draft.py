@@ -21,10 +21,12 @@ from llmlab import validate
 from llmlab.attention import (
     Layer,
     LlamaWeights,
+    apply_rope,
     attention_block,
     forward,
     input_major,
     output_head,
+    repeat_kv,
     rms_norm,
     swiglu_mlp,
 )
@@ -71,6 +73,47 @@ def predicted_features(head: FeatureHead, next_ids: torch.Tensor, features: torc
     x = x + a
     x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown)
     return rms_norm(x, w.final_norm, w.eps)
+
+
+def unrolled_features(head: FeatureHead, next_ids: torch.Tensor, features: torch.Tensor,
+                      steps: int) -> list[torch.Tensor]:
+    """Training-time test (EAGLE-3): predicted features (b, s, hidden) after draft steps 1..steps, every position.
+
+    Step k at pair j reads the feature step k-1 predicted at pair j-1 (step 1: the true f_j) and attends to the
+    true pairs 0..j-k+1 and to its own chain's earlier steps, exactly as drafting does; valid where j >= k - 1.
+    """
+    validate.positive_int("steps", steps)
+    w, layer = head.weights, head.weights.layers[0]
+    b, s = next_ids.shape
+    hq, hk, d = w.num_heads, w.num_kv_heads, w.head_dim
+    emb, cos, sin = F.embedding(next_ids, w.embed), w.cos[:s], w.sin[:s]
+    keys, values, outs, feats = [], [], [], features.to(w.embed.dtype)
+    positions = torch.arange(s, device=next_ids.device)
+
+    def shifted(t: torch.Tensor, by: int) -> torch.Tensor:  # t[..., j, :] -> t[..., j - by, :] (zeros before)
+        return t if by == 0 else F.pad(t[..., :s - by, :], (0, 0, by, 0))
+
+    for k in range(steps):
+        x = F.linear(torch.cat([emb, feats], -1), head.fc)
+        qkv = F.linear(rms_norm(x, layer.attn_norm, w.eps), layer.wqkv).view(b, s, hq + 2 * hk, d).transpose(1, 2)
+        qk = apply_rope(qkv[:, :hq + hk], cos, sin)
+        q = qk[:, :hq]
+        keys.append(repeat_kv(qk[:, hq:], hq // hk))
+        values.append(repeat_kv(qkv[:, hq + hk:], hq // hk))
+        scores = (q @ keys[0].transpose(-1, -2)) * d ** -0.5
+        scores = scores.masked_fill(positions[None, :] > positions[:, None] - k, float("-inf"))
+        chain = [((q * shifted(keys[i], k - i)).sum(-1) * d ** -0.5).masked_fill(positions < k - i, float("-inf"))
+                 for i in range(1, k + 1)]
+        probs = torch.cat([scores] + [c[..., None] for c in chain], -1).softmax(-1).nan_to_num(0.0)
+        out = probs[..., :s] @ values[0]
+        for i in range(1, k + 1):
+            out = out + probs[..., s + i - 1, None] * shifted(values[i], k - i)
+        x = x + F.linear(out.transpose(1, 2).reshape(b, s, hq * d), layer.wo)
+        x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown)
+        h = rms_norm(x, w.final_norm, w.eps)
+        outs.append(h)
+        feats = F.pad(h[:, :-1], (0, 0, 1, 0))  # pair j next reads what pair j-1 predicted
+    return outs
 
 
 def feature_pairs(tokens: list[int], features: torch.Tensor) -> tuple[list[int], torch.Tensor]:
