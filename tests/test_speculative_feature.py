@@ -192,3 +192,19 @@ def test_training_time_test_unrolling_predicts_what_drafting_predicts(tiny):
     one, _ = FD.feature_forward(head, torch.tensor([chain[1:]]), feats)
     assert torch.allclose(steps[0], FD.predicted_features(head, torch.tensor([chain[1:]]), feats), atol=1e-12)
     assert torch.equal(one.argmax(-1), logits[0].argmax(-1))
+
+
+def test_training_batches_mask_the_pairs_whose_token_t_plus_2_is_an_answer_token():
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    train_draft = importlib.import_module("train_draft")
+    rows = [{"prompt_ids": [1, 2, 3], "answer_ids": [7, 8, 9], "features": torch.randn(6, 4)},
+            {"prompt_ids": [1, 2], "answer_ids": [5], "features": torch.randn(3, 4)}]
+    ids, feats, mask = train_draft.feature_batch(rows)
+    assert ids.tolist() == [[1, 2, 3, 7, 8, 9], [1, 2, 5, 0, 0, 0]]
+    assert torch.equal(feats[0], rows[0]["features"]) and torch.equal(feats[1, 3:], torch.zeros(3, 4))
+    # pair t = (f_t, token t+1) predicts token t+2: answer tokens 7, 8, 9 sit at 3, 4, 5, so pairs 1, 2, 3
+    assert mask.tolist() == [[False, True, True, True, False], [True, False, False, False, False]]
