@@ -1,11 +1,12 @@
 """Chapter 07 benchmark: speculative decoding of SmolLM2-135M-Instruct in fp32 and bf16, each against its own plain.
 
-For each dtype (the target and every draft in that dtype): T(k)/T(1) for a k-token target pass, the draft's cost
-ratio c, the pass-shape rounding error ε (a 5-token pass vs 5 one-token passes), and on the held-out evaluation
-prompts, greedy, methods alternating per prompt: llmlab plain (kv_cache.generate), llmlab speculative with the
-trained draft and with prompt lookup (α per draft position, identity with plain, and for every divergence the
-plain logit margin at its first token vs 2ε). In fp32 also transformers' generate(assistant_model=<the same
-trained draft>). Then prompt lookup vs plain (bf16) on the editing task set by task type, with bootstrap intervals.
+For each dtype (the target and every draft in that dtype): T(k)/T(1) for a k-token target pass, each trained
+draft's cost ratio c, the pass-shape rounding error ε (a 5-token pass vs 5 one-token passes), and on the held-out
+evaluation prompts, greedy, methods alternating per prompt: llmlab plain (kv_cache.generate), llmlab speculative
+with the trained token draft, the trained feature (EAGLE-style) draft and prompt lookup (α per draft position,
+identity with plain, and for every divergence the plain logit margin at its first token vs 2ε), and the feature
+draft's teacher-forced top-1 agreement on plain's answers. In fp32 also transformers' generate(assistant_model=<the
+same trained token draft>). Then prompt lookup vs plain (bf16) on the editing task set by type, with intervals.
 
 Run: flock /tmp/llmlab-heavy.lock python benchmarks/bench_speculative.py [--prompts 10 --new-tokens 48]
 """
@@ -53,9 +54,34 @@ def draft_step_cost(draft: S.ModelDraft, ids: torch.Tensor, repeats: int) -> flo
     return summarise(times).median
 
 
+@torch.inference_mode()
+def feature_step_cost(draft: S.FeatureDraft, w, ids: torch.Tensor, repeats: int) -> float:
+    """Median seconds of one cached feature-draft step (one token), after the prompt's features are fed."""
+    hidden: list = []
+    attention.forward(w, ids[:, :-1], features=hidden)
+    tokens = ids[0].tolist()
+    draft.start(tokens, ids.shape[1] + repeats + 8, features=hidden[0][0])
+    draft.propose(tokens, 1, S.GREEDY, torch.Generator())  # feeds the prompt's true features
+    times = []
+    for _ in range(repeats):  # propose(·, 2) = the stored first token + one draft step
+        times.append(timed(draft.propose, tokens, 2, S.GREEDY, torch.Generator())[1])
+        draft.cache.truncate(draft.true_length)
+    return summarise(times).median
+
+
+def teacher_forced(w, draft: S.FeatureDraft, prompts: list[torch.Tensor], outputs: list[list[int]]) -> float:
+    """Teacher-forced top-1 agreement of the feature draft with the target over the answers' positions."""
+    agree = total = 0
+    for ids, out in zip(prompts, outputs):
+        hits = S.teacher_forced_top1(w, draft, torch.cat([ids.cpu(), torch.tensor([out])], 1))[ids.shape[1] - 2:]
+        agree, total = agree + int(hits.sum()), total + len(hits)
+    return agree / total
+
+
 def _row() -> dict:
     return {"tokens": 0, "seconds": 0.0, "identical": 0, "passes": 0, "accepted_at": [0] * POSITIONS,
-            "tried_at": [0] * POSITIONS, "accepted": 0, "tried": 0, "margins": [], "speedups": []}
+            "tried_at": [0] * POSITIONS, "accepted": 0, "tried": 0, "margins": [], "speedups": [],
+            "outputs": []}
 
 
 def _add(row: dict, out, seconds: float, plain_rate: float | None) -> list[int]:
@@ -68,6 +94,7 @@ def _add(row: dict, out, seconds: float, plain_rate: float | None) -> list[int]:
         row["tried"] += out.accepted + out.rejections
         row["passes"] += out.target_passes
         out = out.token_ids
+    row["outputs"].append(out)
     row["tokens"] += len(out)
     row["seconds"] += seconds
     if plain_rate is not None:
@@ -103,12 +130,16 @@ def measure_dtype(model, tok, dtype_name: str, prompts: list[torch.Tensor], new_
     w = S.cast_weights(attention.from_model(model, max_positions=2048), dtype)
     eos = tok.eos_token_id
     trained = S.trained_draft(w, tok)
+    feature = S.trained_feature_draft(w, tok)
     costs = pass_cost(w, prompts[0], list(range(1, 10)), repeats)
     c = draft_step_cost(trained, prompts[0], repeats) / costs[1]
+    c_feature = feature_step_cost(feature, w, prompts[0], repeats) / costs[1]
     eps = max(S.pass_shape_error(w, ids, gamma + 1) for ids in prompts)
     methods = {"llmlab plain": lambda ids: kv_cache.generate(w, ids, new_tokens, eos_token_id=eos)[0].tolist(),
                "llmlab speculative, trained draft": lambda ids: S.generate(
                    w, trained, ids, new_tokens, gamma=gamma, eos_token_id=eos),
+               "llmlab speculative, feature draft": lambda ids: S.generate(
+                   w, feature, ids, new_tokens, gamma=gamma, eos_token_id=eos),
                "llmlab speculative, prompt lookup": lambda ids: S.generate(
                    w, S.NgramDraft(), ids, new_tokens, gamma=gamma, eos_token_id=eos)}
     if with_hf:  # the loaded model is fp32; transformers runs only there, with the draft in the same dtype
@@ -121,7 +152,9 @@ def measure_dtype(model, tok, dtype_name: str, prompts: list[torch.Tensor], new_
             pad_token_id=eos, assistant_model=hf_draft)[0, ids.shape[1]:].tolist()
     with torch.inference_mode():
         rows = run_prompts(methods, prompts, w, 2 * eps)
-    return {"costs": costs, "c": c, "eps": eps, "rows": rows, "w": w}
+    agreement = teacher_forced(w, feature, prompts, rows["llmlab plain"]["outputs"])
+    return {"costs": costs, "c": c, "c_feature": c_feature, "eps": eps, "rows": rows, "w": w,
+            "teacher_forced_top1": agreement}
 
 
 def measure_editing(model, tok, new_tokens: int, gamma: int, dtype_name: str = "bf16") -> dict:
@@ -162,6 +195,7 @@ def summary(m: dict, gamma: int) -> dict:
         costs = d["costs"]
         data["dtypes"][name] = {"T_ms": {k: v * 1e3 for k, v in costs.items()},
                                 "verify_cost": {k: v / costs[1] for k, v in costs.items()}, "c": d["c"],
+                                "c_feature": d["c_feature"], "teacher_forced_top1": d["teacher_forced_top1"],
                                 "eps": d["eps"], "tolerance": 2 * d["eps"], "methods": methods}
     for kind, r in m["editing"].items():
         data["editing"][kind] = {"prompts": len(r["speedups"]), "speedup_ci": list(bootstrap_ci(r["speedups"])),
@@ -180,12 +214,13 @@ def format_report(data: dict, header: str) -> str:
     lines = [f"# Speculative decoding, SmolLM2-135M-Instruct, {data['prompts']} prompts × ≤{data['new_tokens']} new "
              f"tokens, greedy, γ = {g}", "", header, "",
              "## Target pass cost T(k)/T(1), draft cost c, pass-shape rounding error ε", "",
-             "| dtype | T(1) ms | " + " | ".join(f"T({k})/T(1)" for k in range(2, 10)) + " | c (trained draft) | ε |",
-             "|---|---|" + "---|" * 8 + "---|---|"]
+             "| dtype | T(1) ms | " + " | ".join(f"T({k})/T(1)" for k in range(2, 10))
+             + " | c (token draft) | c (feature draft) | ε |",
+             "|---|---|" + "---|" * 8 + "---|---|---|"]
     for name, d in data["dtypes"].items():
         v = d["verify_cost"]
         lines.append(f"| {name} | {d['T_ms'][1]:.1f} | " + " | ".join(f"{v[k]:.2f}" for k in range(2, 10))
-                     + f" | {d['c']:.3f} | {d['eps']:.2g} |")
+                     + f" | {d['c']:.3f} | {d['c_feature']:.3f} | {d['eps']:.2g} |")
     for name, d in data["dtypes"].items():
         lines += ["", f"## Methods, {name} (target, drafts and transformers in {name}; alternating order)", "",
                   "| method | tokens/s | vs plain | 95% CI (per prompt) | identical to plain | α | "
@@ -203,6 +238,9 @@ def format_report(data: dict, header: str) -> str:
             ours = d["methods"]["llmlab speculative, trained draft"]["tokens_per_s"]
             lines += ["", f"llmlab's loop vs transformers' assisted generation (same draft, {name}): "
                           f"{ours / hf['tokens_per_s']:.2f}×"]
+        f = d["methods"]["llmlab speculative, feature draft"]["alpha_by_position"][0]
+        lines += ["", f"Feature draft, {name}: α at draft position 1 in the loop {_f(f, '.3f')}; teacher-forced "
+                      f"top-1 agreement on the same answers {d['teacher_forced_top1']:.3f}"]
     tolerances = ", ".join(f"{n}: {d['tolerance']:.3g}" for n, d in data["dtypes"].items())
     lines += ["", "Divergence margins: plain's logit margin between its token and the speculative token at the first "
               f"divergence; a near-tie when ≤ 2ε ({tolerances})."]
@@ -213,13 +251,16 @@ def format_report(data: dict, header: str) -> str:
         ci = r["speedup_ci"]
         lines.append(f"| {kind} | {r['prompts']} | {ci[0]:.2f}× | [{ci[1]:.2f}, {ci[2]:.2f}] | "
                      f"{_f(r['alpha'], '.3f')} | {r['tokens_per_pass']:.2f} |")
-    lines += ["", "## Speedup model with the measured α (trained draft), c and T(γ+1)/T(1)", "",
-              f"| dtype | α | predicted speedup at γ = 1..8 | break-even α at γ = {g} |", "|---|---|---|---|"]
+    lines += ["", "## Speedup model with the measured α, c and T(γ+1)/T(1)", "",
+              f"| dtype | draft | α | c | predicted speedup at γ = 1..8 | break-even α at γ = {g} |",
+              "|---|---|---|---|---|---|"]
     for name, d in data["dtypes"].items():
-        a = d["methods"]["llmlab speculative, trained draft"]["alpha"]
-        pred = [S.predicted_speedup(a, k, d["c"], d["verify_cost"][k + 1]) for k in range(1, 9)]
-        be = S.break_even_alpha(g, d["c"], d["verify_cost"][g + 1])
-        lines.append(f"| {name} | {a:.3f} | " + ", ".join(f"{p:.2f}" for p in pred) + f" | {_f(be, '.3f')} |")
+        for kind, method, c in [("token", "trained draft", d["c"]), ("feature", "feature draft", d["c_feature"])]:
+            a = d["methods"][f"llmlab speculative, {method}"]["alpha"]
+            pred = [S.predicted_speedup(a, k, c, d["verify_cost"][k + 1]) for k in range(1, 9)]
+            be = S.break_even_alpha(g, c, d["verify_cost"][g + 1])
+            lines.append(f"| {name} | {kind} | {a:.3f} | {c:.3f} | " + ", ".join(f"{p:.2f}" for p in pred)
+                         + f" | {_f(be, '.3f')} |")
     return "\n".join(lines)
 
 

@@ -316,8 +316,12 @@ def attention_block(w: LlamaWeights, layer: Layer, index: int, x: torch.Tensor, 
     return F.linear(out.transpose(1, 2).reshape(b, s, hq * d), layer.wo), probs
 
 
-def forward(w: LlamaWeights, ids: torch.Tensor, cache=None, attention_maps: list | None = None) -> torch.Tensor:
-    """Logits (batch, seq, vocab) for token ids (batch, seq); with a KV cache, ids continue what it holds."""
+def forward(w: LlamaWeights, ids: torch.Tensor, cache=None, attention_maps: list | None = None,
+            features: list | None = None) -> torch.Tensor:
+    """Logits (batch, seq, vocab) for token ids (batch, seq); with a KV cache, ids continue what it holds.
+
+    features, if a list, receives the final-normed hidden states (batch, seq, hidden) the head reads.
+    """
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.is_floating_point():
         raise ValueError(f"ids must be an integer tensor of shape (batch, seq), got "
                          f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}")
@@ -336,7 +340,10 @@ def forward(w: LlamaWeights, ids: torch.Tensor, cache=None, attention_maps: list
         x = x + a
         x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown,
                            layer.fused_gate_up())
-    return output_head(w, rms_norm(x, w.final_norm, w.eps))
+    h = rms_norm(x, w.final_norm, w.eps)
+    if features is not None:
+        features.append(h)
+    return output_head(w, h)
 
 
 def output_head(w: LlamaWeights, h: torch.Tensor) -> torch.Tensor:

@@ -80,17 +80,18 @@ def test_a_real_bug_diverges_at_a_clear_margin_not_a_near_tie(tiny, monkeypatch)
 
 @pytest.mark.model
 def test_bf16_divergences_from_plain_bf16_all_start_at_near_ties(real):
-    """What it checks: speculative bf16 greedy output (trained draft, prompt lookup, early exit) equals plain bf16
-    greedy output, or its first divergence is at a near-tie: plain's logit margin between its token and the
-    speculative token <= 2 ε, with ε the largest |logit| gap between a 5-token pass and 5 one-token passes measured
-    on the same prompts. A rollback or acceptance bug diverges at a clear margin (test above) and fails here.
+    """What it checks: speculative bf16 greedy output (trained token and feature drafts, prompt lookup, early exit)
+    equals plain bf16 greedy output, or its first divergence is at a near-tie: plain's logit margin between its token
+    and the speculative token <= 2 ε, with ε the largest |logit| gap between a 5-token pass and 5 one-token passes
+    measured on the same prompts. A rollback or acceptance bug diverges at a clear margin (test above) and fails here.
     3 prompts x 40 tokens: long enough that bf16 divergences do occur (benchmarks/bench_speculative.py counts them
     on more prompts); the test passes when there are none, since identical output is lossless too."""
     model, tok = real
     w = S.cast_weights(attention.from_model(model, max_positions=1024), torch.bfloat16)
     prompts = [S.encode(tok, p) for p in S.prompts("eval")[:3]]
     tolerance = 2 * max(S.pass_shape_error(w, ids, 5) for ids in prompts)
-    drafts = [S.trained_draft(w, tok), S.NgramDraft(), S.ModelDraft(S.early_exit(w, 4))]
+    drafts = [S.trained_draft(w, tok), S.trained_feature_draft(w, tok), S.NgramDraft(),
+              S.ModelDraft(S.early_exit(w, 4))]
     diverged = []
     for ids in prompts:
         want = kv_cache.generate(w, ids, 40, eos_token_id=tok.eos_token_id)[0].tolist()

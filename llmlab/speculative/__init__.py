@@ -17,6 +17,7 @@ from llmlab.speculative.drafts import (
     lookup,
     reduced_head,
 )
+from llmlab.speculative.feature_draft import FeatureDraft, FeatureHead, teacher_forced_top1, trained_feature_draft
 from llmlab.speculative.lossless import Divergence, cast_weights, divergence, first_divergence, pass_shape_error
 from llmlab.speculative.rejection import (
     acceptance_probability,
@@ -40,6 +41,10 @@ __all__ = [
                                        "first_divergence",
                                        "pass_shape_error",
                                        "Drafter",
+                                       "FeatureDraft",
+                                       "FeatureHead",
+                                       "trained_feature_draft",
+                                       "teacher_forced_top1",
                                        "ModelDraft",
                                        "NgramDraft",
                                        "SpeculativeResult",

@@ -13,6 +13,7 @@ from llmlab.attention import LlamaWeights, forward
 from llmlab.kv_cache import KVCache
 from llmlab.sampling import SamplingSettings, process_logits
 from llmlab.speculative.drafts import Drafter, ModelDraft
+from llmlab.speculative.feature_draft import FeatureDraft
 from llmlab.speculative.rejection import verify, verify_greedy
 
 GREEDY = SamplingSettings(temperature=0)
@@ -126,7 +127,10 @@ def check_pair(target: LlamaWeights, draft: Drafter, tokenizer=None) -> None:
                         f"got {type(target).__name__}")
     if not all(hasattr(draft, m) for m in ("start", "propose", "commit")):
         raise TypeError(f"draft must be a drafter (ModelDraft, NgramDraft), got {type(draft).__name__}")
-    if isinstance(draft, ModelDraft):
+    if isinstance(draft, (ModelDraft, FeatureDraft)):
+        if isinstance(draft, FeatureDraft) and draft.weights.hidden_size != target.hidden_size:
+            raise ValueError(f"feature draft hidden size must equal the target's ({target.hidden_size}), got "
+                             f"{draft.weights.hidden_size}")
         if draft.vocab_size != target.vocab_size:
             raise ValueError(f"draft vocab size must equal the target's ({target.vocab_size}), got "
                              f"{draft.vocab_size}")
@@ -138,6 +142,11 @@ def check_pair(target: LlamaWeights, draft: Drafter, tokenizer=None) -> None:
             raise ValueError(f"draft must be on the target's device ({target.embed.device}), got {draft.device}; "
                              f"move both with the same device")
         _same_vocab(tokenizer, draft.tokenizer)
+
+
+def _no_features(target: LlamaWeights) -> torch.Tensor:
+    """An empty (0, hidden) feature block: a one-token prompt has no position before its last token."""
+    return torch.zeros(0, target.hidden_size, dtype=target.embed.dtype, device=target.embed.device)
 
 
 def target_probs(logits: torch.Tensor, settings: SamplingSettings, history: list[int]) -> torch.Tensor:
@@ -196,16 +205,22 @@ def generate(target: LlamaWeights, draft: Drafter, input_ids: torch.Tensor, max_
     n_prompt = len(tokens)
     capacity = n_prompt + max_new_tokens + max_gamma + 2
     cache = KVCache.for_weights(target, 1, capacity)
+    reads = getattr(draft, "reads_features", False)  # a feature draft sees the target's final-norm hidden states
+    hidden: list | None = [] if reads else None
     if n_prompt > 1:
-        forward(target, input_ids[:, :-1].to(target.embed.device), cache)
-    draft.start(tokens, capacity)
+        forward(target, input_ids[:, :-1].to(target.embed.device), cache, features=hidden)
+    if reads:
+        draft.start(tokens, capacity, features=hidden[0][0] if hidden else _no_features(target))
+    else:
+        draft.start(tokens, capacity)
     result = SpeculativeResult()
     g = gamma
     while len(tokens) - n_prompt < max_new_tokens:
         budget = min(g, max_new_tokens - (len(tokens) - n_prompt) - 1)
         drafted, q = draft.propose(tokens, budget, settings, gen) if budget > 0 else ([], None)
-        feed = tokens[cache.length:] + drafted
-        logits = forward(target, torch.tensor([feed], device=target.embed.device), cache)[0, -(len(drafted) + 1):]
+        feed, at, hidden = tokens[cache.length:] + drafted, cache.length, [] if reads else None
+        logits = forward(target, torch.tensor([feed], device=target.embed.device), cache,
+                         features=hidden)[0, -(len(drafted) + 1):]
         result.target_passes += 1
         if settings.greedy:
             accepted, token = verify_greedy(_greedy_targets(logits, settings, tokens + drafted), drafted)
@@ -216,7 +231,10 @@ def generate(target: LlamaWeights, draft: Drafter, input_ids: torch.Tensor, max_
         result.steps.append(Step(drafted, accepted, token))
         tokens += drafted[:accepted] + [token]
         cache.truncate(len(tokens) - 1)
-        draft.commit(len(tokens) - 1)
+        if reads:  # true features of the committed positions at, ..., len(tokens) - 2; drafted ones dropped
+            draft.commit(len(tokens) - 1, features=hidden[0][0, :len(tokens) - 1 - at])
+        else:
+            draft.commit(len(tokens) - 1)
         if adaptive and budget == g:
             g = min(g + 1, max_gamma) if accepted == len(drafted) else max(1, g - 1)
         new = tokens[n_prompt:]

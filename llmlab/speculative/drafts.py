@@ -19,7 +19,12 @@ from llmlab.sampling import NEG_INF, SamplingSettings, process_logits
 
 
 class Drafter(Protocol):
-    """What the speculative loop needs from a draft."""
+    """What the speculative loop needs from a draft.
+
+    A draft with reads_features = True (FeatureDraft) is also given the target's final-norm hidden states: to
+    start, those of the prompt but its last token; to commit, those of the committed positions the verify pass
+    computed. Other drafts are called without them.
+    """
 
     kind: str
 
