@@ -40,7 +40,8 @@ STEPS = {
                                 "down_proj and bf16 matrices keep nn.Linear's rows",
     "kit: + 1 thread": "no OpenMP fork/join per small op; on a busy machine spinning threads wait on each other",
     "sampling.decode on the kit": "chapter 02's loop now: the kit's forward and cache under the processors",
-    "transformers generate, int8": "torch dynamic quantization (fbgemm): int8 weights per row, int8 products",
+    "transformers generate, int8": "torch dynamic quantization's default (fbgemm): one int8 scale per weight "
+                                   "matrix, int8 products",
 }
 
 
