@@ -1,6 +1,6 @@
 """Batch-1 greedy decode against the memory-bandwidth roofline: every engine step as a row, in fp32, bf16 and int8.
 
-Run with `python benchmarks/bench_decode.py` (about 4 minutes on 2 idle cores). The methods run in one process,
+Run with `python benchmarks/bench_decode.py` (about 3 minutes on 2 cores). The methods run in one process,
 alternating (one call of each per round), so a load change hits them all alike; the load average is in the header.
 The roofline: a decode step reads every weight once, so tokens/s <= bandwidth / bytes of weights; the bandwidth is
 measured here with a large fp32 matrix-vector product (llmlab.serving.roofline.measure_bandwidth).

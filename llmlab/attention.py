@@ -98,14 +98,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """RMSNorm: x / sqrt(mean(x²) + eps) * weight over the last dimension.
-
-    The normalizing is done in float32 and cast back before the weight multiplies, as transformers' Llama does: in
-    bf16 any other order rounds differently, and greedy tokens drift from transformers' after a few dozen.
-    """
+    """RMSNorm: x / sqrt(mean(x²) + eps) * weight over the last dimension."""
     if not isinstance(x, torch.Tensor) or x.shape[-1:] != weight.shape:
         raise ValueError(f"weight must have shape (x.shape[-1],), got {tuple(weight.shape)} for x of shape "
                          f"{tuple(getattr(x, 'shape', ()))}")
+    # normalized in float32 and cast back before the weight multiplies, as transformers' Llama does: in bf16 any
+    # other order rounds differently, and greedy tokens drift from transformers' after a few dozen
     h = x.float()
     return weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
