@@ -131,7 +131,10 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.
     if not isinstance(x, torch.Tensor) or x.shape[-1:] != weight.shape:
         raise ValueError(f"weight must have shape (x.shape[-1],), got {tuple(weight.shape)} for x of shape "
                          f"{tuple(getattr(x, 'shape', ()))}")
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+    # normalized in float32 and cast back before the weight multiplies, as transformers' Llama does: in bf16 any
+    # other order rounds differently, and greedy tokens drift from transformers' after a few dozen
+    h = x.float()
+    return weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
 def swiglu_mlp(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor,
@@ -163,9 +166,19 @@ def input_major(weight: torch.Tensor) -> torch.Tensor:
     return weight.t().contiguous().t()
 
 
+def decode_layout(weight: torch.Tensor) -> torch.Tensor:
+    """The same (out, in) matrix in the layout a CPU decode step reads fastest (benchmarks/bench_decode.py).
+
+    fp32 matrices at least as tall as wide (q/k/v, gate/up, o, lm_head) read faster input-major; down_proj and every
+    bf16 matrix keep nn.Linear's rows (bf16 then also runs transformers' own kernels, so its rounding matches).
+    """
+    tall = weight.dim() == 2 and weight.shape[0] >= weight.shape[1]
+    return input_major(weight) if weight.dtype == torch.float32 and tall else weight.contiguous()
+
+
 @dataclass
 class Layer:
-    """One decoder layer's weights, input-major; q/k/v are fused into one matrix (one matrix-vector product).
+    """One decoder layer's weights (decode_layout); q/k/v are fused into one matrix (one matrix-vector product).
 
     wgate_up, when set, is [wgate; wup] as one matrix whose two halves wgate and wup are views of; forward uses
     it only while they still are (replacing wgate or wup falls back to two products).
@@ -240,7 +253,7 @@ def _rope_theta(config) -> float:
 
 
 def load_weights(state_dict: dict[str, torch.Tensor], config, max_positions: int | None = None) -> LlamaWeights:
-    """LlamaWeights from a LlamaForCausalLM state dict and its config (fusing q/k/v and gate/up, input-major)."""
+    """LlamaWeights from a LlamaForCausalLM state dict and its config (fusing q/k/v and gate/up, decode_layout)."""
     if not isinstance(state_dict, dict):
         raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
     hidden, heads, kv_heads = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
@@ -258,13 +271,13 @@ def load_weights(state_dict: dict[str, torch.Tensor], config, max_positions: int
     inner = config.intermediate_size
     for i in range(config.num_hidden_layers):
         p = f"model.layers.{i}."
-        gate_up = input_major(torch.cat([get(p + f"mlp.{n}_proj.weight") for n in ("gate", "up")]))
+        gate_up = decode_layout(torch.cat([get(p + f"mlp.{n}_proj.weight") for n in ("gate", "up")]))
         layers.append(Layer(
-            wqkv=input_major(torch.cat([get(p + f"self_attn.{n}_proj.weight") for n in "qkv"])),
-            wo=input_major(get(p + "self_attn.o_proj.weight")),
+            wqkv=decode_layout(torch.cat([get(p + f"self_attn.{n}_proj.weight") for n in "qkv"])),
+            wo=decode_layout(get(p + "self_attn.o_proj.weight")),
             wgate=gate_up[:inner],
             wup=gate_up[inner:],
-            wdown=input_major(get(p + "mlp.down_proj.weight")),
+            wdown=decode_layout(get(p + "mlp.down_proj.weight")),
             attn_norm=get(p + "input_layernorm.weight"),
             mlp_norm=get(p + "post_attention_layernorm.weight"),
             wgate_up=gate_up,
@@ -274,7 +287,7 @@ def load_weights(state_dict: dict[str, torch.Tensor], config, max_positions: int
     # loading, as a test may do, is used even if the config still says tie_word_embeddings)
     head = state_dict.get("lm_head.weight")
     tied = head is None or head.data_ptr() == state_dict["model.embed_tokens.weight"].data_ptr()
-    lm_head = input_major(embed if tied else get("lm_head.weight"))
+    lm_head = decode_layout(embed if tied else get("lm_head.weight"))
     positions = torch.arange(max_positions, device=embed.device)
     cos, sin = rope_cos_sin(positions, head_dim, _rope_theta(config))
     return LlamaWeights(vocab_size=embed.shape[0], hidden_size=hidden, num_heads=heads, num_kv_heads=kv_heads,

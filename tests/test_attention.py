@@ -159,3 +159,11 @@ def test_output_head_reads_rows_for_a_few_tokens_and_ignores_them_once_lm_head_c
     assert torch.allclose(attention.output_head(w, h), torch.nn.functional.linear(h, w.lm_head), atol=1e-5)
     doubled = replace(w, lm_head=w.lm_head * 2)  # head_rows now belongs to another tensor: not used
     assert torch.allclose(attention.output_head(doubled, h), 2 * attention.output_head(w, h), atol=1e-5)
+
+
+def test_decode_layout_keeps_values_and_picks_input_major_only_for_tall_fp32():
+    tall, wide = torch.randn(6, 4), torch.randn(4, 6)
+    assert torch.equal(attention.decode_layout(tall), tall) and attention.decode_layout(tall).stride() == (1, 6)
+    assert attention.decode_layout(wide).stride() == (6, 1)
+    assert attention.decode_layout(tall.to(torch.bfloat16)).stride() == (4, 1)
+    assert attention.decode_layout(tall.t().contiguous().t().to(torch.bfloat16)).stride() == (4, 1)

@@ -81,3 +81,33 @@ def test_a_head_untied_after_loading_is_the_one_decoded_with():
                                                           generator=torch.Generator().manual_seed(0)) * 0.3)
     ids = torch.tensor([[5, 6, 7]])
     assert sampling.greedy(model, ids, 6, eos_token_id=[]).token_ids == _generate(model, ids, 6)
+
+
+def _bf16_tiny(seed: int, tmp_path):
+    """A tiny Llama loaded in bf16 the way models.load loads one (from_pretrained with a dtype, RoPE in fp32)."""
+    from transformers import AutoModelForCausalLM
+    fixtures.tiny_model(seed=seed).save_pretrained(tmp_path)
+    return AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+
+
+def test_kit_forward_is_bit_identical_to_transformers_in_bf16(tmp_path):
+    from llmlab import attention, kv_cache
+    model = _bf16_tiny(2, tmp_path)
+    ids = torch.tensor([[100, 3, 40, 41, 42, 9, 7, 8]])
+    with torch.inference_mode():
+        w = attention.from_model(model)
+        cache = kv_cache.KVCache.for_weights(w, 1, 8)
+        cached = torch.cat([attention.forward(w, ids[:, :5], cache), attention.forward(w, ids[:, 5:6], cache),
+                            attention.forward(w, ids[:, 6:], cache)], dim=1)
+        reference = model(ids).logits
+    assert reference.dtype == torch.bfloat16
+    assert torch.equal(attention.forward(w, ids), reference)
+    assert torch.equal(cached, reference)  # prefill, one-token step and a 2-token chunk through the cache
+
+
+def test_kit_engine_greedy_equals_generate_in_bf16(tmp_path):
+    model = _bf16_tiny(1, tmp_path)
+    assert isinstance(engine.session(model, 1, 8), engine.KitSession)
+    for prompt in ([5, 6, 7], [100, 3, 40, 41, 42, 9]):
+        ids = torch.tensor([prompt])
+        assert sampling.greedy(model, ids, 24, eos_token_id=[]).token_ids == _generate(model, ids, 24)
