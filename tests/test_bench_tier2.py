@@ -69,8 +69,10 @@ def test_rag_tier2_report():
         models[label] = {"no retrieval": scores(closed), "hybrid (RRF)": scores(open_book), "seconds": 2.0,
                          "rag_gain": list(paired_bootstrap(closed, open_book))}
     res = {"n": 2, "top": 3, "models": models, "contexts": ["hybrid (RRF)", "no retrieval"],
-           "tier_gain_hybrid": list(paired_bootstrap([1.0, 0.0], [1.0, 1.0]))}
+           "tier_gain_hybrid": list(paired_bootstrap([1.0, 0.0], [1.0, 1.0])),
+           "tier_gain": {"no retrieval": list(paired_bootstrap([0.0, 0.0], [0.0, 1.0]))}}
     md = bench_rag.format_tier2(res, "header")
     assert "| Qwen2.5-Coder-0.5B-Instruct | hybrid (RRF) | 100.0% [100.0%, 100.0%] |" in md
     assert "- SmolLM2-135M-Instruct: hybrid RAG minus no retrieval (contains): +50.0 [" in md
     assert "- Qwen minus SmolLM2 with hybrid RAG (contains): +50.0 [" in md
+    assert "- Qwen minus SmolLM2, no retrieval (contains): +50.0 [" in md and "2 questions × 2 contexts" in md
