@@ -6,7 +6,7 @@ smoke run). Writes benchmarks/results/DATE-DEVICE-agents.md.
 --tier2: the same tasks (--n 20: the agents run's 20), constrained tool calls (--free: free-text calls too), on
 SmolLM2-135M and on the opt-in Qwen2.5-Coder-0.5B-Instruct (bf16) in one run: task success (the kit's one matcher,
 agents.answer_correct over llmlab.evaluation.text) and valid tool calls, with 95% bootstrap intervals and the paired
-difference. Records agents-qwen05 (.md and .json). `--tier2 --n 20 --free` held the lock about 20 minutes on 2
+difference. Records agents-qwen05 (.md and .json). `--tier2 --n 20 --free` held the lock about 10 minutes on 2
 busy cores.
 """
 
