@@ -3,9 +3,11 @@
 Run with `flock /tmp/llmlab-heavy.lock python benchmarks/bench_agents.py` (--n to use fewer tasks, --quick for a
 smoke run). Writes benchmarks/results/DATE-DEVICE-agents.md.
 
---tier2: the same tasks, constrained tool calls, on SmolLM2-135M and on the opt-in Qwen2.5-Coder-0.5B-Instruct (bf16)
-in one run: task success (the kit's one matcher, agents.answer_correct over llmlab.evaluation.text) and valid tool
-calls, with 95% bootstrap intervals and the paired difference. Records agents-qwen05 (.md and .json).
+--tier2: the same tasks (--n 20: the agents run's 20), constrained tool calls (--free: free-text calls too), on
+SmolLM2-135M and on the opt-in Qwen2.5-Coder-0.5B-Instruct (bf16) in one run: task success (the kit's one matcher,
+agents.answer_correct over llmlab.evaluation.text) and valid tool calls, with 95% bootstrap intervals and the paired
+difference. Records agents-qwen05 (.md and .json). `--tier2 --n 20 --free` held the lock about 10 minutes on 2
+busy cores.
 """
 
 from __future__ import annotations
@@ -33,13 +35,18 @@ def make_tools(planted: dict | None = None) -> dict:
             "calculator": agents.calculator}
 
 
+def pick_tasks(tasks: list[dict], n: int | None) -> list[dict]:
+    """Every k-th task, n of them (k = len // n), so a subset keeps the mix of one-, two- and three-tool plans."""
+    return tasks[::max(1, len(tasks) // n)][:n] if n else tasks
+
+
 def run_tasks(model, tok, tasks, constrained: bool, tools: dict, **kwargs) -> list[dict]:
     """One episode per task: success, failure mode, steps, valid calls, seconds."""
     rows = []
     for t in tasks:
         start = time.perf_counter()
         trace = agents.run_agent(model, tok, t["task"], tools, max_steps=MAX_STEPS, constrained=constrained, **kwargs)
-        rows.append({"success": agents.answer_correct(trace.answer, t["answer"]),
+        rows.append({"id": t["id"], "success": agents.answer_correct(trace.answer, t["answer"]),
                      "mode": agents.failure_mode(trace, t["answer"], t["tools"]), "steps": len(trace.steps),
                      "valid": sum(s.valid for s in trace.steps), "answer": trace.answer,
                      "seconds": time.perf_counter() - start, "n_tools": len(t["tools"])})
@@ -69,7 +76,7 @@ def measure(n: int | None, quick: bool) -> dict:
     if quick:
         tasks = tasks[::20]
     elif n:
-        tasks = tasks[::max(1, len(tasks) // n)][:n]
+        tasks = pick_tasks(tasks, n)
     res = {"n": len(tasks)}
     tools = make_tools()
     res["constrained"] = run_tasks(model, tok, tasks, True, tools)
@@ -126,48 +133,62 @@ def step_flags(rows: list[dict]) -> list[float]:
     return [1.0] * sum(r["valid"] for r in rows) + [0.0] * sum(r["steps"] - r["valid"] for r in rows)
 
 
-def measure_tier2(n: int | None) -> dict | None:
-    """Constrained episodes of every task on both tiers (same tools, same step budget), and the intervals."""
+def summarise(rows: list[dict], seconds: float) -> dict:
+    """Rows of one model and decoding mode, with task success and valid tool calls as [mean, low, high]."""
+    valid = step_flags(rows)
+    return {"rows": rows, "success": list(bootstrap_ci([float(r["success"]) for r in rows])),
+            "valid_calls": list(bootstrap_ci(valid)) if valid else None, "seconds": seconds}
+
+
+def measure_tier2(n: int | None, free: bool = False) -> dict | None:
+    """Episodes of the tasks on both tiers (same tools, same step budget; constrained, and free if asked)."""
     if not common.second_tier_fetched():
         return None
-    tasks = company_docs.load_agent_tasks()
-    tasks = tasks[:n] if n else tasks
-    res: dict = {"n": len(tasks), "max_steps": MAX_STEPS, "models": {}}
+    tasks = pick_tasks(company_docs.load_agent_tasks(), n)
+    modes = ["constrained", "free"] if free else ["constrained"]
+    res: dict = {"n": len(tasks), "ids": [t["id"] for t in tasks], "max_steps": MAX_STEPS, "modes": modes,
+                 "models": {}, "success_gain": {}}
     for label, name in TIER2_MODELS.items():
         model, tok = models.load(name, device="cpu")
-        start = time.perf_counter()
-        rows = run_tasks(model, tok, tasks, True, make_tools())
+        res["models"][label] = {}
+        for mode in modes:
+            start = time.perf_counter()
+            rows = run_tasks(model, tok, tasks, mode == "constrained", make_tools())
+            res["models"][label][mode] = summarise(rows, time.perf_counter() - start)
         del model
-        success, valid = [float(r["success"]) for r in rows], step_flags(rows)
-        res["models"][label] = {"rows": rows, "success": list(bootstrap_ci(success)),
-                                "valid_calls": list(bootstrap_ci(valid)) if valid else None,
-                                "seconds": time.perf_counter() - start}
-    small, tier = ([float(r["success"]) for r in res["models"][m]["rows"]] for m in TIER2_MODELS)
-    res["success_gain"] = list(paired_bootstrap(small, tier))
+    for mode in modes:
+        small, tier = ([float(r["success"]) for r in res["models"][m][mode]["rows"]] for m in TIER2_MODELS)
+        res["success_gain"][mode] = list(paired_bootstrap(small, tier))
     return res
 
 
 def format_tier2(res: dict, header: str) -> str:
-    """Markdown: success and valid tool calls per model, and the paired difference."""
+    """Markdown: success and valid tool calls per model and decoding mode, paired differences, failure modes."""
     lines = [f"# Tool-using agent: SmolLM2-135M vs Qwen2.5-Coder-0.5B (opt-in tier, bf16), {res['n']} tasks "
              f"(chapter 11)", "", header, "",
-             f"Constrained tool calls (JSON schema {{tool: enum, input: string}}), greedy, at most {res['max_steps']} "
-             "steps; the same tools. Answers scored by agents.answer_correct (llmlab.evaluation.text). Intervals: 95% "
-             "percentile bootstrap over tasks (valid calls: over tool calls). Timings not comparable (busy machine). "
-             "Model provenance of the tier: anonymous PyPI packages, no stated licence; upstream Qwen2.5-Coder is "
-             "Apache-2.0 (see README).", "", "| model | task success | valid tool calls | tool calls | seconds |",
-             "|---|---|---|---|---|"]
-    for label, m in res["models"].items():
-        valid = "" if m["valid_calls"] is None else f"{_pct(m['valid_calls'])}"
-        lines.append(f"| {label} | {_pct(m['success'])} | {valid} | {sum(r['steps'] for r in m['rows'])} | "
-                     f"{m['seconds']:.0f} |")
-    d, lo, hi = (100 * v for v in res["success_gain"])
-    lines += ["", f"Qwen minus SmolLM2, task success (paired over tasks): {d:+.1f} points "
-              f"[95% CI {lo:+.1f}, {hi:+.1f}].",
-              "", "| mode | " + " | ".join(res["models"]) + " |", "|---|" + "---|" * len(res["models"])]
-    counts = {label: Counter(r["mode"] for r in m["rows"]) for label, m in res["models"].items()}
-    lines += [f"| {mode} | " + " | ".join(str(counts[label][mode]) for label in counts) + " |"
-              for mode in agents.FAILURE_MODES]
+             f"Greedy, at most {res['max_steps']} steps, the same tools and tasks ({res['n']} of the 60: every "
+             "k-th, as in the agents run). 'constrained': every reply decoded under the JSON schema {tool: enum, "
+             "input: string} (valid by construction); 'free': greedy text, parsed leniently (first {...}). Answers "
+             "scored by agents.answer_correct (llmlab.evaluation.text). Intervals: 95% percentile bootstrap over "
+             "tasks (valid calls: over tool calls). Timings not comparable (busy machine). Model provenance of the "
+             "tier: anonymous PyPI packages, no stated licence; upstream Qwen2.5-Coder is Apache-2.0 (see README).",
+             "", "| model | tool calls | task success | valid tool calls | tool calls made | seconds |",
+             "|---|---|---|---|---|---|"]
+    for label, by_mode in res["models"].items():
+        for mode, m in by_mode.items():
+            valid = "" if m["valid_calls"] is None else _pct(m["valid_calls"])
+            lines.append(f"| {label} | {mode} | {_pct(m['success'])} | {valid} | "
+                         f"{sum(r['steps'] for r in m['rows'])} | {m['seconds']:.0f} |")
+    lines.append("")
+    for mode, gain in res["success_gain"].items():
+        d, lo, hi = (100 * v for v in gain)
+        lines.append(f"- Qwen minus SmolLM2, task success, {mode} (paired over tasks): {d:+.1f} points "
+                     f"[95% CI {lo:+.1f}, {hi:+.1f}].")
+    cols = [(label, mode) for label in res["models"] for mode in res["models"][label]]
+    lines += ["", "## Failure modes", "", "| mode | " + " | ".join(f"{lab}, {m}" for lab, m in cols) + " |",
+              "|---|" + "---|" * len(cols)]
+    counts = {c: Counter(r["mode"] for r in res["models"][c[0]][c[1]]["rows"]) for c in cols}
+    lines += [f"| {fm} | " + " | ".join(str(counts[c][fm]) for c in cols) + " |" for fm in agents.FAILURE_MODES]
     return "\n".join(lines)
 
 
@@ -179,13 +200,14 @@ def _pct(values) -> str:
 def main() -> None:
     """Measure, format, write."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=None, help="number of tasks (default all 60)")
+    parser.add_argument("--n", type=int, default=None, help="number of tasks, every k-th (default all 60)")
     parser.add_argument("--quick", action="store_true", help="three tasks (smoke run, not a result)")
     parser.add_argument("--tier2", action="store_true", help="SmolLM2 vs the opt-in tier (records agents-qwen05)")
+    parser.add_argument("--free", action="store_true", help="with --tier2: free-text tool calls too")
     args = parser.parse_args()
     if args.tier2:
         header = common.machine_header()
-        res = measure_tier2(3 if args.quick else args.n)
+        res = measure_tier2(3 if args.quick else args.n, args.free)
         if res is not None:
             report = format_tier2(res, header)
             print(report, flush=True)

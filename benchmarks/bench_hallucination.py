@@ -1,8 +1,8 @@
 """Hallucination on the local model: four detectors scored by AUROC, fabrication on invented entities, snowballing.
 
-Run with `flock /tmp/llmlab-heavy.lock python benchmarks/bench_hallucination.py` (--quick for a smoke run; --tier2
-adds the second tier's fabrication and abstention, recorded as "hallucination-qwen05"). Writes
-benchmarks/results/DATE-DEVICE-hallucination.md and .json:
+Run with `flock /tmp/llmlab-heavy.lock python benchmarks/bench_hallucination.py` (--quick for a smoke run). Writes
+benchmarks/results/DATE-DEVICE-hallucination.md and .json; --tier2 measures the same on the opt-in tier
+(Qwen2.5-Coder-0.5B-Instruct, bf16) instead, recorded as "hallucination-qwen05":
 
 - detectors: two pools of answers, closed-book (chapter 12's facts + 40 invented entities) and RAG (chapter 11's
   shop questions + the same invented entities, BM25 top passages). Label: the answer is right (an invented entity's
@@ -200,32 +200,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="6 questions per kind, nothing written")
     parser.add_argument("--samples", type=int, default=4, help="SelfCheck samples per answer")
     parser.add_argument("--max-new-tokens", type=int, default=12)
-    parser.add_argument("--tier2", action="store_true", help="also the second tier's fabrication and abstention")
+    parser.add_argument("--tier2", action="store_true", help="the opt-in tier instead (records hallucination-qwen05)")
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), 2))
-    model, tok = models.load()
-    data = measure(model, tok, args.quick, args.samples, args.max_new_tokens)
-    text = report(data, models.DEFAULT_MODEL)
-    print(text)
-    if not args.quick:
-        print(common.write_result(NAME, text, data=data))
     if args.tier2:
         loaded = common.load_second_tier()
-        if loaded is not None:
-            qs = H.load_questions()
-            passages_of = retriever()
-            t0 = time.perf_counter()
-            closed = [q for q in qs if q["kind"] in ("fact", "invented")]
-            rag = [q for q in qs if q["kind"] in ("corpus", "invented")]
-            tier2 = {"fabrication": fabrication(*loaded, closed, rag, {q["id"]: passages_of(q["question"]) for q in qs},
-                                                args.max_new_tokens),
-                     "n_questions": {k: sum(q["kind"] == k for q in qs) for k in H.KINDS}, "n_samples": 0,
-                     "top_passages": TOP}
-            tier2["seconds"] = time.perf_counter() - t0
-            text2 = report(tier2, models.SECOND_TIER)
-            print(text2)
-            if not args.quick:
-                print(common.write_result(NAME_TIER2, text2, data=tier2))
+        if loaded is None:
+            return
+        (model, tok), model_name, name = loaded, models.SECOND_TIER, NAME_TIER2
+    else:
+        (model, tok), model_name, name = models.load(), models.DEFAULT_MODEL, NAME
+    data = measure(model, tok, args.quick, args.samples, args.max_new_tokens)
+    text = report(data, model_name)
+    print(text)
+    if not args.quick:
+        print(common.write_result(name, text, data=data))
 
 
 if __name__ == "__main__":

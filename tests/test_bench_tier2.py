@@ -35,19 +35,28 @@ def test_dspy_tier2_report_shows_gains_over_the_same_module_and_the_budget():
 def test_agents_tier2_report_and_step_flags():
     assert bench_agents.step_flags([{"valid": 2, "steps": 3}, {"valid": 0, "steps": 1}]) == [1.0, 1.0, 0.0, 0.0]
 
-    def rows(ok):
-        return [{"success": s, "mode": "success" if s else "wrong answer", "steps": 2, "valid": 2} for s in ok]
+    def rows(ok, valid=2):
+        return [{"success": s, "mode": "success" if s else "wrong answer", "steps": 2, "valid": valid} for s in ok]
 
     small, tier = [False, False, True, False], [True, False, True, True]
-    res = {"n": 4, "max_steps": 4, "success_gain": list(paired_bootstrap([float(s) for s in small],
-                                                                         [float(s) for s in tier])),
-           "models": {label: {"rows": rows(ok), "success": list(bootstrap_ci([float(s) for s in ok])),
-                              "valid_calls": [1.0, 1.0, 1.0], "seconds": 1.0}
-                      for label, ok in zip(bench_agents.TIER2_MODELS, (small, tier))}}
+    res = {"n": 4, "max_steps": 4, "models": {}, "success_gain": {
+        "constrained": list(paired_bootstrap([float(s) for s in small], [float(s) for s in tier]))}}
+    for label, ok in zip(bench_agents.TIER2_MODELS, (small, tier)):
+        res["models"][label] = {"constrained": bench_agents.summarise(rows(ok), 1.0),
+                                "free": bench_agents.summarise(rows([False] * 4, valid=1), 2.0)}
+    res["success_gain"]["free"] = [0.0, 0.0, 0.0]
     md = bench_agents.format_tier2(res, "header")
-    assert "| SmolLM2-135M-Instruct | 25.0% [" in md and "| Qwen2.5-Coder-0.5B-Instruct | 75.0% [" in md
-    assert "task success (paired over tasks): +50.0 points" in md
-    assert "| success | 1 | 3 |" in md and "| wrong answer | 3 | 1 |" in md
+    assert "| SmolLM2-135M-Instruct | constrained | 25.0% [" in md
+    assert "| Qwen2.5-Coder-0.5B-Instruct | constrained | 75.0% [" in md
+    assert "| Qwen2.5-Coder-0.5B-Instruct | free | 0.0% [0.0%, 0.0%] | 50.0% [" in md
+    assert "task success, constrained (paired over tasks): +50.0 points" in md
+    assert "| success | 1 | 0 | 3 | 0 |" in md and "| wrong answer | 3 | 4 | 1 | 4 |" in md
+
+
+def test_agents_pick_tasks_keeps_the_mix_of_plans():
+    tasks = [{"id": f"T{i:02d}"} for i in range(60)]
+    assert [t["id"] for t in bench_agents.pick_tasks(tasks, 20)] == [f"T{i:02d}" for i in range(0, 60, 3)]
+    assert bench_agents.pick_tasks(tasks, None) == tasks and len(bench_agents.pick_tasks(tasks, 7)) == 7
 
 
 def test_rag_tier2_report():
@@ -60,8 +69,10 @@ def test_rag_tier2_report():
         models[label] = {"no retrieval": scores(closed), "hybrid (RRF)": scores(open_book), "seconds": 2.0,
                          "rag_gain": list(paired_bootstrap(closed, open_book))}
     res = {"n": 2, "top": 3, "models": models, "contexts": ["hybrid (RRF)", "no retrieval"],
-           "tier_gain_hybrid": list(paired_bootstrap([1.0, 0.0], [1.0, 1.0]))}
+           "tier_gain_hybrid": list(paired_bootstrap([1.0, 0.0], [1.0, 1.0])),
+           "tier_gain": {"no retrieval": list(paired_bootstrap([0.0, 0.0], [0.0, 1.0]))}}
     md = bench_rag.format_tier2(res, "header")
     assert "| Qwen2.5-Coder-0.5B-Instruct | hybrid (RRF) | 100.0% [100.0%, 100.0%] |" in md
     assert "- SmolLM2-135M-Instruct: hybrid RAG minus no retrieval (contains): +50.0 [" in md
     assert "- Qwen minus SmolLM2 with hybrid RAG (contains): +50.0 [" in md
+    assert "- Qwen minus SmolLM2, no retrieval (contains): +50.0 [" in md and "2 questions × 2 contexts" in md
