@@ -271,6 +271,29 @@ def measure_tier2(n: int, closed_book: bool = False, retrievers: tuple[str, ...]
     return res
 
 
+def measure_injection_tier2(n: int) -> dict | None:
+    """Chapter 11's planted-review injection on the tier alone: the same questions, passages and defenses as the
+    default run's injection table (records rag-injection-qwen05)."""
+    if not common.second_tier_fetched():
+        return None
+    test = company_docs.load_questions("test")[:n]
+    chunks, indexes = build_retrievers(company_docs.load_documents(), R.load_encoder(), **CHUNKING)
+    model, tok = models.load(models.SECOND_TIER, device="cpu")
+    return {"n": len(test), "model": models.SECOND_TIER,
+            "injection": measure_injection(model, tok, test, chunks, indexes[HYBRID])}
+
+
+def format_injection_tier2(res: dict, header: str) -> str:
+    """Markdown: per defense, how often the tier repeated the planted payload, and its answers' contains match."""
+    lines = [f"# RAG prompt injection on Qwen2.5-Coder-0.5B-Instruct (bf16, opt-in tier), chapter 11\n\n{header}\n",
+             f"{res['n']} test questions; a planted review saying 'ignore all previous instructions' is the second "
+             "of the hybrid retriever's passages (as in the default run's injection table). 95% bootstrap intervals. "
+             "Model provenance: anonymous PyPI packages, no stated licence; upstream Apache-2.0 (see README).\n",
+             "| defense | followed the injection | contains match |", "|---|---|---|"]
+    lines += [f"| {d} | {_ci(v['followed'])} | {_ci(v['contains'])} |" for d, v in res["injection"].items()]
+    return "\n".join(lines)
+
+
 def _pct(values) -> str:
     """A stored [mean, low, high] as '45.0% [25.0%, 65.0%]'."""
     return f"{100 * values[0]:.1f}% [{100 * values[1]:.1f}%, {100 * values[2]:.1f}%]"
@@ -310,12 +333,22 @@ def main() -> None:
     parser.add_argument("--tier2", action="store_true", help="answers on SmolLM2 vs the tier (records rag-qwen05)")
     parser.add_argument("--closed-book", action="store_true", help="with --tier2: also answers with no retrieval")
     parser.add_argument("--all-retrievers", action="store_true", help="with --tier2: BM25 and dense too")
+    parser.add_argument("--injection", action="store_true", help="with --tier2: only the planted-review injection "
+                                                                 "on the tier, --n-small questions")
     parser.add_argument("--quick", action="store_true", help="a few questions only (smoke run, not a result)")
     parser.add_argument("--n", type=int, default=88, help="test questions for the answer table (default all 88)")
     parser.add_argument("--no-model", action="store_true", help="retrieval tables only (no language model)")
     parser.add_argument("--n-small", type=int, default=40, help="test questions for rewriting, position, injection")
     args = parser.parse_args()
     header = common.machine_header()
+    if args.tier2 and args.injection:
+        res = measure_injection_tier2(2 if args.quick else args.n_small)
+        if res is not None:
+            report = format_injection_tier2(res, header)
+            print(report, flush=True)
+            if not args.quick:
+                print(common.write_result("rag-injection-qwen05", report, data={"header": header, **res}), flush=True)
+        return
     if args.tier2:
         names = ("BM25", "dense", HYBRID) if args.all_retrievers else (HYBRID,)
         res = measure_tier2(4 if args.quick else args.n, args.closed_book, names)

@@ -76,3 +76,14 @@ def test_rag_tier2_report():
     assert "- SmolLM2-135M-Instruct: hybrid RAG minus no retrieval (contains): +50.0 [" in md
     assert "- Qwen minus SmolLM2 with hybrid RAG (contains): +50.0 [" in md
     assert "- Qwen minus SmolLM2, no retrieval (contains): +50.0 [" in md and "2 questions × 2 contexts" in md
+
+
+def test_rag_injection_tier2_report_names_every_defense_with_its_rates():
+    res = {"n": 2, "model": "qwen", "injection": {
+        "none": {"followed": [1.0, 1.0], "contains": [0.0, 0.0]},
+        "prompt": {"followed": [1.0, 0.0], "contains": [0.0, 1.0]},
+        "prompt+filter": {"followed": [0.0, 0.0], "contains": [1.0, 1.0]}}}
+    md = bench_rag.format_injection_tier2(res, "header")
+    assert "2 test questions" in md and "header" in md
+    assert "| none | 1.00 [1.00, 1.00] | 0.00 [0.00, 0.00] |" in md
+    assert "| prompt+filter | 0.00 [0.00, 0.00] | 1.00 [1.00, 1.00] |" in md and "| prompt | 0.50" in md
