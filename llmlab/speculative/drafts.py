@@ -8,7 +8,7 @@ were sampled from, or None when the tokens were chosen deterministically (greedy
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 
@@ -58,6 +58,28 @@ def pick(logits: torch.Tensor, settings: SamplingSettings, history: list[int],
         return int(processed.argmax()), None
     probs = processed.softmax(-1).cpu()
     return int(torch.multinomial(probs, 1, generator=generator)), probs
+
+
+def roll_out(logits: torch.Tensor, advance: Callable[[int], torch.Tensor], gamma: int, settings: SamplingSettings,
+             history: list[int], generator: torch.Generator, vocab_ids: torch.Tensor | None, vocab_size: int,
+             to_token: Callable[[int], int]) -> tuple[list[int], torch.Tensor | None]:
+    """gamma draft tokens from a (reduced-vocabulary) draft's logits, advance(token) giving the next logits; and
+    their full-vocabulary distributions when sampling (None when greedy)."""
+    out: list[int] = []
+    dists: list[torch.Tensor] = []
+    fast = settings.greedy and settings.repetition_penalty == 1
+    for i in range(gamma):
+        if fast:
+            token = to_token(int(logits.argmax()))
+        else:
+            full = full_vocab_logits(logits, vocab_ids, vocab_size)
+            token, probs = pick(full, settings, history + out, generator)
+            if probs is not None:
+                dists.append(probs)
+        out.append(token)
+        if i + 1 < gamma:
+            logits = advance(token)
+    return out, (torch.stack(dists) if dists else None)
 
 
 class ModelDraft:
@@ -116,22 +138,8 @@ class ModelDraft:
     def propose(self, tokens: list[int], gamma: int, settings: SamplingSettings,
                 generator: torch.Generator) -> tuple[list[int], torch.Tensor | None]:
         """gamma tokens, each from the draft's distribution given everything before it."""
-        logits = self._logits(tokens[self.cache.length:])
-        out: list[int] = []
-        dists: list[torch.Tensor] = []
-        fast = settings.greedy and settings.repetition_penalty == 1
-        for i in range(gamma):
-            if fast:
-                token = self._token(int(logits.argmax()))
-            else:
-                full = full_vocab_logits(logits, self.vocab_ids, self.vocab_size)
-                token, probs = pick(full, settings, tokens + out, generator)
-                if probs is not None:
-                    dists.append(probs)
-            out.append(token)
-            if i + 1 < gamma:
-                logits = self._logits([token])
-        return out, (torch.stack(dists) if dists else None)
+        return roll_out(self._logits(tokens[self.cache.length:]), lambda token: self._logits([token]), gamma,
+                        settings, tokens, generator, self.vocab_ids, self.vocab_size, self._token)
 
     def commit(self, length: int) -> None:
         """Roll the cache back to at most `length` positions."""

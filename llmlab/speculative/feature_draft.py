@@ -32,7 +32,7 @@ from llmlab.attention import (
 )
 from llmlab.kv_cache import KVCache
 from llmlab.sampling import SamplingSettings
-from llmlab.speculative.drafts import full_vocab_logits, pick
+from llmlab.speculative.drafts import roll_out
 
 FEATURE_DIR = Path(__file__).resolve().parent.parent / "data" / "ch07_feature_draft"
 WEIGHTS_FILE = "feature_draft.safetensors"
@@ -194,21 +194,14 @@ class FeatureDraft:
         if self.last is None:  # a one-token prompt: no feature yet
             return [], None
         logits, h = self.last
-        out: list[int] = []
-        dists: list[torch.Tensor] = []
-        fast = settings.greedy and settings.repetition_penalty == 1
-        for i in range(gamma):
-            if fast:
-                token = self._token(int(logits.argmax()))
-            else:
-                full = full_vocab_logits(logits, self.vocab_ids, self.vocab_size)
-                token, probs = pick(full, settings, tokens + out, generator)
-                if probs is not None:
-                    dists.append(probs)
-            out.append(token)
-            if i + 1 < gamma:
-                logits, h = self._step([token], h)
-        return out, (torch.stack(dists) if dists else None)
+        state = [h]  # the feature the next step reads: the head's own prediction once drafting starts
+
+        def advance(token: int) -> torch.Tensor:
+            next_logits, state[0] = self._step([token], state[0])
+            return next_logits
+
+        return roll_out(logits, advance, gamma, settings, tokens, generator, self.vocab_ids, self.vocab_size,
+                        self._token)
 
     def commit(self, length: int, features: torch.Tensor | None = None) -> None:
         """Drop the drafted positions; keep the target's true features of positions up to length - 1."""
