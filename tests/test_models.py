@@ -258,3 +258,10 @@ def test_second_tier_answers_three_facts_when_fetched():
     assert "Paris" in ask("What is the capital of France? Answer in one word.")
     assert "42" in ask("What is 17 + 25? Answer with the number only.")
     assert ask("Is the sun a star? Answer yes or no.").lower().startswith("yes")
+
+
+def test_load_second_tier_without_the_tier_says_how_to_fetch_it_and_returns_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LLMLAB_HOME", str(tmp_path))  # an empty cache: the tier is not fetched
+    assert models.second_tier_fetched() is False
+    assert models.load_second_tier() is None
+    assert f"run: python -m llmlab fetch {models.SECOND_TIER}" in capsys.readouterr().out
