@@ -82,7 +82,42 @@ def roll_out(logits: torch.Tensor, advance: Callable[[int], torch.Tensor], gamma
     return out, (torch.stack(dists) if dists else None)
 
 
-class ModelDraft:
+def checked_vocab_ids(vocab_ids: torch.Tensor | None, weights: LlamaWeights) -> torch.Tensor | None:
+    """A reduced head's row -> token id map, checked against the head and the vocabulary, on the weights' device."""
+    if vocab_ids is None:
+        return None
+    validate.tensor("vocab_ids", vocab_ids, dims=1)
+    if vocab_ids.shape[0] != weights.lm_head.shape[0]:
+        raise ValueError(f"vocab_ids must have one id per output row ({weights.lm_head.shape[0]}), "
+                         f"got {vocab_ids.shape[0]}")
+    if int(vocab_ids.max()) >= weights.vocab_size or int(vocab_ids.min()) < 0:
+        raise ValueError(f"vocab_ids must be in [0, {weights.vocab_size - 1}], got "
+                         f"[{int(vocab_ids.min())}, {int(vocab_ids.max())}]")
+    return vocab_ids.to(weights.embed.device, torch.long)
+
+
+class ReducedHead:
+    """What every trained draft shares: its weights, and vocab_ids mapping a reduced head's rows to token ids."""
+
+    weights: LlamaWeights
+    vocab_ids: torch.Tensor | None
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the token vocabulary the draft reads and writes."""
+        return self.weights.vocab_size
+
+    @property
+    def device(self) -> torch.device:
+        """Where the draft's weights live."""
+        return self.weights.embed.device
+
+    def _token(self, index: int) -> int:
+        """Token id of output row `index`."""
+        return index if self.vocab_ids is None else int(self.vocab_ids[index])
+
+
+class ModelDraft(ReducedHead):
     """A small Llama (LlamaWeights) proposing tokens with its own KV cache, rolled back on rejection.
 
     vocab_ids (k,) maps the rows of a reduced output head to token ids: the head then costs k/vocab of a full one.
@@ -95,38 +130,16 @@ class ModelDraft:
         if not isinstance(weights, LlamaWeights):
             raise TypeError(f"weights must be llmlab.attention.LlamaWeights (attention.from_model(model)), "
                             f"got {type(weights).__name__}")
-        if vocab_ids is not None:
-            validate.tensor("vocab_ids", vocab_ids, dims=1)
-            if vocab_ids.shape[0] != weights.lm_head.shape[0]:
-                raise ValueError(f"vocab_ids must have one id per output row ({weights.lm_head.shape[0]}), "
-                                 f"got {vocab_ids.shape[0]}")
-            if int(vocab_ids.max()) >= weights.vocab_size or int(vocab_ids.min()) < 0:
-                raise ValueError(f"vocab_ids must be in [0, {weights.vocab_size - 1}], got "
-                                 f"[{int(vocab_ids.min())}, {int(vocab_ids.max())}]")
-            vocab_ids = vocab_ids.to(weights.embed.device, torch.long)
+        vocab_ids = checked_vocab_ids(vocab_ids, weights)
         self.weights, self.vocab_ids, self.tokenizer, self.name = weights, vocab_ids, tokenizer, name
         self.cache: KVCache | None = None
         self.passes = 0
-
-    @property
-    def vocab_size(self) -> int:
-        """Size of the token vocabulary the draft reads and writes."""
-        return self.weights.vocab_size
-
-    @property
-    def device(self) -> torch.device:
-        """Where the draft's weights live."""
-        return self.weights.embed.device
 
     def _logits(self, feed: list[int]) -> torch.Tensor:
         """Last-position logits (head size,) after feeding tokens through the cache."""
         self.passes += 1
         ids = torch.tensor([feed], device=self.device)
         return forward(self.weights, ids, self.cache)[0, -1]
-
-    def _token(self, index: int) -> int:
-        """Token id of output row `index`."""
-        return index if self.vocab_ids is None else int(self.vocab_ids[index])
 
     def start(self, prompt: list[int], capacity: int) -> None:
         """Fresh cache; prefill all prompt tokens but the last (propose feeds it)."""

@@ -32,7 +32,7 @@ from llmlab.attention import (
 )
 from llmlab.kv_cache import KVCache
 from llmlab.sampling import SamplingSettings
-from llmlab.speculative.drafts import roll_out
+from llmlab.speculative.drafts import ReducedHead, checked_vocab_ids, roll_out
 
 FEATURE_DIR = Path(__file__).resolve().parent.parent / "data" / "ch07_feature_draft"
 WEIGHTS_FILE = "feature_draft.safetensors"
@@ -123,7 +123,7 @@ def feature_pairs(tokens: list[int], features: torch.Tensor) -> tuple[list[int],
     return tokens[1:n + 1], features[:max(n, 0)]
 
 
-class FeatureDraft:
+class FeatureDraft(ReducedHead):
     """Drafts with a FeatureHead: its own KV cache over true-feature positions, rolled back after every verify.
 
     reads_features tells the loop to pass the target's final-norm hidden states to start and commit.
@@ -136,12 +136,7 @@ class FeatureDraft:
                  name: str = "feature draft"):
         if not isinstance(head, FeatureHead):
             raise TypeError(f"head must be a speculative.FeatureHead, got {type(head).__name__}")
-        if vocab_ids is not None:
-            validate.tensor("vocab_ids", vocab_ids, dims=1)
-            if vocab_ids.shape[0] != head.weights.lm_head.shape[0]:
-                raise ValueError(f"vocab_ids must have one id per output row ({head.weights.lm_head.shape[0]}), "
-                                 f"got {vocab_ids.shape[0]}")
-            vocab_ids = vocab_ids.to(head.weights.embed.device, torch.long)
+        vocab_ids = checked_vocab_ids(vocab_ids, head.weights)
         self.head, self.vocab_ids, self.tokenizer, self.name = head, vocab_ids, tokenizer, name
         self.weights = head.weights
         self.cache: KVCache | None = None
@@ -150,26 +145,12 @@ class FeatureDraft:
         self.true_length = 0  # cache positions computed from true features
         self.passes = 0
 
-    @property
-    def vocab_size(self) -> int:
-        """Size of the token vocabulary the draft reads and writes."""
-        return self.weights.vocab_size
-
-    @property
-    def device(self) -> torch.device:
-        """Where the draft's weights live."""
-        return self.weights.embed.device
-
     def _step(self, next_ids: list[int], features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Last-position logits and predicted feature after feeding (feature, next token) rows into the cache."""
         self.passes += 1
         ids = torch.tensor([next_ids], device=self.device)
         logits, h = feature_forward(self.head, ids, features[None], self.cache)
         return logits[0, -1], h[0, -1:]
-
-    def _token(self, index: int) -> int:
-        """Token id of output row `index`."""
-        return index if self.vocab_ids is None else int(self.vocab_ids[index])
 
     def start(self, prompt: list[int], capacity: int, features: torch.Tensor | None = None) -> None:
         """Fresh cache; the prompt's true features (len(prompt) - 1, hidden) are fed at the first propose."""
