@@ -165,9 +165,9 @@ def fmt(iv, pct: bool = True) -> str:
                                                        else f"{iv[0]:.2f} [{iv[1]:.2f}, {iv[2]:.2f}]")
 
 
-def report(data: dict, model_name: str) -> str:
+def report(data: dict, model_name: str, header: str | None = None) -> str:
     """The markdown report."""
-    lines = [f"# Hallucination: detectors and fabrication ({model_name})", "", common.machine_header(), "",
+    lines = [f"# Hallucination: detectors and fabrication ({model_name})", "", header or common.machine_header(), "",
              f"Questions: {data['n_questions']}; SelfCheck samples N = {data['n_samples']}; RAG passages: BM25 top "
              f"{data['top_passages']}. Run time {data['seconds']:.0f} s.", ""]
     if "closed_book" in data:
@@ -203,6 +203,7 @@ def main() -> None:
     parser.add_argument("--tier2", action="store_true", help="the opt-in tier instead (records hallucination-qwen05)")
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), 2))
+    header = common.machine_header()  # the load before this run adds its own
     if args.tier2:
         loaded = common.load_second_tier()
         if loaded is None:
@@ -211,7 +212,7 @@ def main() -> None:
     else:
         (model, tok), model_name, name = models.load(), models.DEFAULT_MODEL, NAME
     data = measure(model, tok, args.quick, args.samples, args.max_new_tokens)
-    text = report(data, model_name)
+    text = report(data, model_name, header)
     print(text)
     if not args.quick:
         print(common.write_result(name, text, data=data))
