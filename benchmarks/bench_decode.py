@@ -1,7 +1,8 @@
 """Batch-1 greedy decode against the memory-bandwidth roofline: every engine step as a row, in fp32, bf16 and int8.
 
-Run with `python benchmarks/bench_decode.py` (about 3 minutes on 2 cores). The methods run in one process,
-alternating (one call of each per round), so a load change hits them all alike; the load average is in the header.
+Run with `python benchmarks/bench_decode.py` (about 6 minutes on 2 cores, torch.compile's two compiles included).
+The methods run in one process, alternating (one call of each per round), so a load change hits them all alike;
+the load average is in the header.
 The roofline: a decode step reads every weight once, so tokens/s <= bandwidth / bytes of weights; the bandwidth is
 measured here with a large fp32 matrix-vector product (llmlab.serving.roofline.measure_bandwidth).
 The profile splits one kit decode step into its matrix products (the same products over the same weights, nothing
@@ -19,10 +20,9 @@ import warnings
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from common import machine_header, write_result
 
-from llmlab import attention, kv_cache, models, sampling, tokens
+from llmlab import attention, kv_cache, models, prepack, sampling, tokens
 from llmlab.evaluation import perplexity
 from llmlab.quantization.variants import eval_text
 from llmlab.serving import roofline
@@ -38,10 +38,16 @@ STEPS = {
     "kit: + gate/up fused": "one matrix-vector product for gate and up: the same bytes, one call fewer per layer",
     "kit: + layout per matrix": "each matrix in the layout its product reads fastest (attention.decode_layout): "
                                 "down_proj and bf16 matrices keep nn.Linear's rows",
+    "kit: + bf16 weights prepacked": "oneDNN's blocked weight layout made once (llmlab.prepack), not copied into "
+                                     "on every product; bf16 on an AMX CPU only, bit-identical up to 16 rows",
     "kit: + 1 thread": "no OpenMP fork/join per small op; on a busy machine spinning threads wait on each other",
+    "kit: torch.compile(forward)": "inductor on the taught forward as it is: the cache's per-layer Python lengths "
+                                   "break the graph and force recompiles, so most of the step stays eager",
     "sampling.decode on the kit": "chapter 02's loop now: the kit's forward and cache under the processors",
     "transformers generate, int8": "torch dynamic quantization's default (fbgemm): one int8 scale per weight "
                                    "matrix, int8 products",
+    "transformers generate, int8 per row": "the same with one scale per output row (per_channel_dynamic_qconfig), "
+                                           "as chapter 04's int8",
 }
 
 
@@ -69,20 +75,33 @@ def _with_threads(n: int, fn):
     return run
 
 
-def int8_model(model):
+def unpacked(w: attention.LlamaWeights) -> attention.LlamaWeights:
+    """The same weights in the same layout, as fresh copies with no prepacked twin (llmlab.prepack)."""
+    layers = []
+    for layer in w.layers:
+        gate_up, inner = layer.wgate_up.clone(), layer.wgate.shape[0]
+        layers.append(replace(layer, wqkv=layer.wqkv.clone(), wo=layer.wo.clone(), wdown=layer.wdown.clone(),
+                              wgate_up=gate_up, wgate=gate_up[:inner], wup=gate_up[inner:]))
+    return replace(w, layers=layers, lm_head=w.lm_head.clone(), head_rows=None)
+
+
+def int8_model(model, per_row: bool = False):
     """A copy of an fp32 model with every nn.Linear (lm_head included) in torch's dynamic int8 quantization."""
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+    spec = {torch.nn.Linear: per_channel_dynamic_qconfig} if per_row else {torch.nn.Linear}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(copy.deepcopy(model), spec, dtype=torch.qint8)
 
 
 def int8_bytes(model) -> int:
     """Bytes of int8 weights (and their per-row scales) one decode step reads, norms included."""
     total = 0
     for module in model.modules():
-        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):  # per-tensor int8: one byte a weight
-            total += module.weight().numel()
+        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):  # one byte a weight (+ a scale per row)
+            weight = module.weight()
+            per_row = weight.qscheme() == torch.per_channel_affine
+            total += weight.numel() + (weight.shape[0] * 12 if per_row else 0)  # fp64 scale + int32 zero point
         elif type(module).__name__.endswith("RMSNorm"):
             total += sum(p.numel() * p.element_size() for p in module.parameters())
     return total
@@ -102,7 +121,10 @@ def methods(model, ids: torch.Tensor, n: int) -> dict:
     w = sampling.engine.kit_weights(model)
     w_old = relayout(w, attention.input_major)
     w_apart = relayout(w, attention.input_major, fused=False)
+    w_plain = unpacked(w)
     threads = torch.get_num_threads()
+    torch._dynamo.reset()
+    compiled = torch.compile(attention.forward, dynamic=True)
 
     def decode_on_model():
         handle = model.register_forward_hook(lambda mod, args, out: None)  # a watched model decodes on its own
@@ -114,13 +136,25 @@ def methods(model, ids: torch.Tensor, n: int) -> dict:
     def kit(weights):
         return lambda: kv_cache.generate(weights, ids, n)[0].tolist()
 
+    def kit_compiled():
+        cache = kv_cache.KVCache.for_weights(w, 1, ids.shape[1] + n)
+        token = compiled(w, ids, cache)[:, -1].argmax(-1, keepdim=True)
+        out = [token.item()]
+        for _ in range(n - 1):
+            token = compiled(w, token, cache)[:, -1].argmax(-1, keepdim=True)
+            out.append(token.item())
+        return out
+
+    packed = any(prepack.is_packed(t) for t in (w.lm_head, w.layers[0].wqkv))
     return {
         "transformers generate": _with_threads(threads, hf_generate(model, ids, n)),
         "sampling.decode on model(...)": _with_threads(threads, decode_on_model),
         "kit: q/k/v fused, gate/up apart": _with_threads(threads, kit(w_apart)),
         "kit: + gate/up fused": _with_threads(threads, kit(w_old)),
-        "kit: + layout per matrix": _with_threads(threads, kit(w)),
+        "kit: + layout per matrix": _with_threads(threads, kit(w_plain)),
+        **({"kit: + bf16 weights prepacked": _with_threads(threads, kit(w))} if packed else {}),
         "kit: + 1 thread": _with_threads(1, kit(w)),
+        "kit: torch.compile(forward)": _with_threads(threads, kit_compiled),
         "sampling.decode on the kit": _with_threads(threads, lambda: sampling.greedy(model, ids, n,
                                                                                      eos_token_id=[]).token_ids),
     }
@@ -152,11 +186,11 @@ def profile_step(w: attention.LlamaWeights, ids: torch.Tensor, repeats: int = 20
 
     def products():
         for layer in w.layers:
-            F.linear(x, layer.wqkv)
-            F.linear(x, layer.wo)
-            F.linear(x, layer.wgate_up)
-            F.linear(inner, layer.wdown)
-        F.linear(x, w.lm_head)
+            prepack.linear(x, layer.wqkv)
+            prepack.linear(x, layer.wo)
+            prepack.linear(x, layer.wgate_up)
+            prepack.linear(inner, layer.wdown)
+        prepack.linear(x, w.lm_head)
 
     step_s, products_s = _median_s(step, repeats), _median_s(products, repeats)
     return {"step_ms": step_s * 1e3, "products_ms": products_s * 1e3, "rest_ms": (step_s - products_s) * 1e3,
@@ -212,11 +246,14 @@ def measure(n: int, rounds: int) -> dict:
         d["profile"]["products_only_share"] = d["profile"]["products_only_tok_s"] / d["roofline_tok_s"]
         data["dtypes"][name] = d
         if name == "fp32":
-            q = int8_model(model)
-    calls = {"transformers generate": lambda: data["dtypes"]["fp32"]["tokens"],  # the fp32 reference
-             "transformers generate, int8": hf_generate(q, ids, n)}
-    data["dtypes"]["int8"] = measure_dtype(q, tokenizer, calls, n, rounds, bandwidth, int8_bytes(q))
-    del data["dtypes"]["int8"]["rows"]["transformers generate"]
+            fp32_model = model
+    for name, per_row in (("int8", False), ("int8 per row", True)):
+        q = int8_model(fp32_model, per_row)
+        row = "transformers generate, int8" + (" per row" if per_row else "")
+        calls = {"transformers generate": lambda: data["dtypes"]["fp32"]["tokens"],  # the fp32 reference
+                 row: hf_generate(q, ids, n)}
+        data["dtypes"][name] = measure_dtype(q, tokenizer, calls, n, rounds, bandwidth, int8_bytes(q))
+        del data["dtypes"][name]["rows"]["transformers generate"]
     base = data["dtypes"]["fp32"]["perplexity"]
     for d in data["dtypes"].values():
         d["perplexity_change"] = d["perplexity"] / base - 1

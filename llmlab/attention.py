@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from llmlab import validate as V
+from llmlab.prepack import linear, pack
 
 
 def _validate_tensor(name: str, x, dims: int) -> None:
@@ -149,12 +150,12 @@ def swiglu_mlp(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torc
                          f"got gate {tuple(gate.shape)}, up {tuple(up.shape)}, down {tuple(down.shape)}, "
                          f"x {tuple(x.shape)}")
     if gate_up is None:
-        return F.linear(F.silu(F.linear(x, gate)) * F.linear(x, up), down)
+        return linear(F.silu(linear(x, gate)) * linear(x, up), down)
     if gate_up.shape != (2 * gate.shape[0], gate.shape[1]):
         raise ValueError(f"gate_up must be [gate; up] of shape {(2 * gate.shape[0], gate.shape[1])}, "
                          f"got {tuple(gate_up.shape)}")
-    g, u = F.linear(x, gate_up).chunk(2, dim=-1)
-    return F.linear(F.silu(g) * u, down)
+    g, u = linear(x, gate_up).chunk(2, dim=-1)
+    return linear(F.silu(g) * u, down)
 
 
 def input_major(weight: torch.Tensor) -> torch.Tensor:
@@ -170,10 +171,11 @@ def decode_layout(weight: torch.Tensor) -> torch.Tensor:
     """The same (out, in) matrix in the layout a CPU decode step reads fastest (benchmarks/bench_decode.py).
 
     fp32 matrices at least as tall as wide (q/k/v, gate/up, o, lm_head) read faster input-major; down_proj and every
-    bf16 matrix keep nn.Linear's rows (bf16 then also runs transformers' own kernels, so its rounding matches).
+    bf16 matrix keep nn.Linear's rows (bf16 then also runs transformers' own kernels, so its rounding matches), and
+    a bf16 matrix on a CPU with AMX also gets a prepacked copy for `linear` (llmlab.prepack).
     """
     tall = weight.dim() == 2 and weight.shape[0] >= weight.shape[1]
-    return input_major(weight) if weight.dtype == torch.float32 and tall else weight.contiguous()
+    return input_major(weight) if weight.dtype == torch.float32 and tall else pack(weight.contiguous())
 
 
 @dataclass
@@ -309,7 +311,7 @@ def attention_block(w: LlamaWeights, layer: Layer, index: int, x: torch.Tensor, 
     """Self-attention sub-layer on normed x (batch, seq, hidden): projections, RoPE, cache, GQA, output."""
     b, s, _ = x.shape
     hq, hk, d = w.num_heads, w.num_kv_heads, w.head_dim
-    qkv = F.linear(x, layer.wqkv).view(b, s, hq + 2 * hk, d).transpose(1, 2)
+    qkv = linear(x, layer.wqkv).view(b, s, hq + 2 * hk, d).transpose(1, 2)
     cos, sin = w.cos[start:start + s], w.sin[start:start + s]
     qk = apply_rope(qkv[:, :hq + hk], cos, sin)  # queries and keys rotated together in one call
     q, k, v = qk[:, :hq], qk[:, hq:], qkv[:, hq + hk:]
@@ -326,7 +328,7 @@ def attention_block(w: LlamaWeights, layer: Layer, index: int, x: torch.Tensor, 
     else:
         mask = causal_mask(s, k.shape[2] - s, device=x.device) if s > 1 else None
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=n_rep > 1)
-    return F.linear(out.transpose(1, 2).reshape(b, s, hq * d), layer.wo), probs
+    return linear(out.transpose(1, 2).reshape(b, s, hq * d), layer.wo), probs
 
 
 def forward(w: LlamaWeights, ids: torch.Tensor, cache=None, attention_maps: list | None = None,
@@ -367,7 +369,7 @@ def output_head(w: LlamaWeights, h: torch.Tensor) -> torch.Tensor:
     """
     n = h.shape[0] * h.shape[1]
     if w.head_rows is None or w.head_rows[0] is not w.lm_head or not 2 <= n <= 16:
-        return F.linear(h, w.lm_head)
+        return linear(h, w.lm_head)
     rows = w.head_rows[1]
     return (rows @ h.reshape(n, -1).t()).t().reshape(*h.shape[:-1], rows.shape[0])
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from llmlab import validate
 from llmlab.attention import LlamaWeights, rms_norm, rotate_half, swiglu_mlp
 from llmlab.kv_cache import KVCache, prefill, time_prefill_decode
+from llmlab.prepack import linear
 
 
 @torch.inference_mode()
@@ -38,17 +39,17 @@ def ragged_decode_step(w: LlamaWeights, tokens: torch.Tensor, caches: Sequence[K
     cos, sin = w.cos[positions][:, None, None], w.sin[positions][:, None, None]  # (B, 1, 1, head_dim)
     x = F.embedding(tokens[:, None], w.embed)  # (B, 1, hidden)
     for i, layer in enumerate(w.layers):
-        qkv = F.linear(rms_norm(x, layer.attn_norm, w.eps), layer.wqkv).view(b, 1, hq + 2 * hk, d).transpose(1, 2)
+        qkv = linear(rms_norm(x, layer.attn_norm, w.eps), layer.wqkv).view(b, 1, hq + 2 * hk, d).transpose(1, 2)
         qk = qkv[:, :hq + hk] * cos + rotate_half(qkv[:, :hq + hk]) * sin
         q, k, v = qk[:, :hq], qk[:, hq:], qkv[:, hq + hk:]  # (B, heads, 1, head_dim)
         outs = []
         for j, cache in enumerate(caches):
             keys, values = cache.append(i, k[j:j + 1], v[j:j + 1])
             outs.append(F.scaled_dot_product_attention(q[j:j + 1], keys, values, enable_gqa=hq != hk))
-        x = x + F.linear(torch.cat(outs).transpose(1, 2).reshape(b, 1, hq * d), layer.wo)
+        x = x + linear(torch.cat(outs).transpose(1, 2).reshape(b, 1, hq * d), layer.wo)
         x = x + swiglu_mlp(rms_norm(x, layer.mlp_norm, w.eps), layer.wgate, layer.wup, layer.wdown,
                            layer.fused_gate_up())
-    return F.linear(rms_norm(x, w.final_norm, w.eps), w.lm_head)[:, -1]
+    return linear(rms_norm(x, w.final_norm, w.eps), w.lm_head)[:, -1]
 
 
 @dataclass(frozen=True)
