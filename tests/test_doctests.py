@@ -15,7 +15,7 @@ MODULES = [
     "llmlab.serving.cost", "llmlab.prompting", "llmlab.posttraining", "llmlab.lora.layers", "llmlab.lora.rank",
     "llmlab.data_engineering.text", "llmlab.data_engineering.minhash", "llmlab.data_engineering.decontamination",
     "llmlab.sampling.processors", "llmlab.sampling.loops", "llmlab.attention", "llmlab.kv_cache", "llmlab.structured",
-    "llmlab.speculative.rejection", "llmlab.tokens", "llmlab.models",
+    "llmlab.speculative.rejection", "llmlab.tokens", "llmlab.models", "llmlab.prepack",
 ]
 
 
