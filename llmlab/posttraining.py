@@ -182,10 +182,11 @@ def response_features(model, tokenizer, prompts: Sequence[str], responses: Seque
     feats = []
     for i in range(0, len(encoded), batch_size):
         batch = collate(encoded[i:i + batch_size], pad_token_id(tokenizer))
-        out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                    output_hidden_states=True)
+        # the decoder alone: its final-normed output is the last hidden state, and no vocabulary head is computed
+        out = model.get_decoder()(input_ids=batch["input_ids"].to(device),
+                                  attention_mask=batch["attention_mask"].to(device))
         last = batch["attention_mask"].sum(1) - 1  # index of each row's last real token
-        feats.append(out.hidden_states[-1][torch.arange(len(last)), last.to(device)].float().cpu())
+        feats.append(out.last_hidden_state[torch.arange(len(last)), last.to(device)].float().cpu())
     return torch.cat(feats)
 
 

@@ -153,6 +153,10 @@ def test_response_features_pick_the_last_real_token(tiny):
     alone = pt.response_features(model, tok, prompts[:1], responses[:1])
     assert feats.shape == (2, model.config.hidden_size)
     torch.testing.assert_close(feats[0], alone[0], atol=1e-5, rtol=1e-4)
+    enc = pt.encode_response(tok, prompts[1], responses[1])
+    with torch.no_grad():  # the full model's last (final-normed) hidden state at the last token: what the head reads
+        full = model(input_ids=torch.tensor([enc["input_ids"]]), output_hidden_states=True).hidden_states[-1][0, -1]
+    torch.testing.assert_close(feats[1], full.float(), atol=1e-5, rtol=1e-4)
 
 
 def test_judge_and_win_rate():
