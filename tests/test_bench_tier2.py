@@ -29,7 +29,16 @@ def test_dspy_tier2_report_shows_gains_over_the_same_module_and_the_budget():
     md = bench_dspy_tier2.format_report(res, "header")
     assert f"| {bench_dspy_tier2.BASE} | 3 | 25.0% [" in md
     assert "| BootstrapFewShot, bootstrapped traces only | 3 | 75.0% [" in md and "| +50.0 [" in md
-    assert md.rstrip().endswith("(see the script).") and "| 1 | 7 | 8 |" in md
+    assert md.rstrip().endswith("answered from the cache).") and "| 1 | 7 | 8 |" in md
+    res["programs"][bench_dspy_tier2.MIPRO] = {**row(better, 40), "compile_s": 300.0}
+    res["mipro"] = {"n_val": 6, "evaluations": 11, "proposer_calls": 12, "val_score": 50.0,
+                    "chosen_instruction": "Add the numbers.", "proposed": ["Solve it.", "Add the numbers."],
+                    "evaluated": [{"instruction": "Add the numbers.", "demos": 2, "val_score": 50.0}]}
+    md = bench_dspy_tier2.format_report(res, "header")
+    assert f"| {bench_dspy_tier2.MIPRO} | 3 | 75.0% [" in md and "| 1 | 40 | 8 |" in md
+    assert "11 full evaluations" in md and "40 compile calls in all, 12 of them by the instruction proposer" in md
+    assert "Instruction chosen: 'Add the numbers.'" in md and "1. 'Add the numbers.'" in md
+    assert md.rstrip().endswith("| 'Add the numbers.' | 2 | 50.0% |")
 
 
 def test_agents_tier2_report_and_step_flags():
