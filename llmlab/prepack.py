@@ -3,9 +3,8 @@
 A bf16 `F.linear` on CPU hands its weight to oneDNN, which first copies it into the blocked layout its AMX
 kernels read, on every call. Prepacking does that copy once (what `torch.compile`'s freezing pass does for CPU
 linears). On this kit's CPU a batch-1 bf16 product gets 1.5-1.9x faster (bf16 decode +20% tokens/s), with results
-bit-identical to F.linear
-for up to `MAX_ROWS` rows (tests/test_prepack.py); longer inputs (a prefill) take the plain path, whose
-blocking differs. Only bf16 on a CPU with AMX tiles is packed: the configuration measured
+bit-identical to F.linear for up to `MAX_ROWS` rows (tests/test_prepack.py); longer inputs (a prefill) take the
+plain path, whose blocking differs. Only bf16 on a CPU with AMX tiles is packed: the configuration measured
 (benchmarks/bench_decode.py); elsewhere `linear` is `F.linear`.
 """
 
